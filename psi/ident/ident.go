@@ -1,0 +1,82 @@
+// Package ident owns identifier kinds, normalization and the PRF input.
+//
+// Both parties must turn the same person's identifier into the same bytes or
+// a match silently fails. Normalize turns a raw email or phone number into its
+// canonical form (rules in NORMALIZATION.md), ParseHashed accepts the SHA-256
+// of a normalized value, and FromNormalized / FromDigest build the PRF input
+// `kind tag || SHA-256(normalized)` so a plaintext identifier and its hash
+// give the same input.
+//
+// Errors never contain the value: it may be personal data.
+package ident
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
+
+// Kind is the kind of an identifier. Its numeric value is the tag byte that
+// starts the PRF input; it is part of the wire format and never changes.
+type Kind uint8
+
+// The identifier kinds and their tag bytes.
+const (
+	Email Kind = 0x01
+	Phone Kind = 0x02
+)
+
+// Kinds lists every kind in tag order.
+var Kinds = [...]Kind{Email, Phone}
+
+// String returns the kind's name as used in CSV headers and reports.
+func (k Kind) String() string {
+	switch k {
+	case Email:
+		return "email"
+	case Phone:
+		return "phone"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == Email || k == Phone }
+
+// ErrUnknownKind is returned by ParseKind for a name that is not a kind.
+var ErrUnknownKind = errors.New("ident: unknown kind (want email or phone)")
+
+// ParseKind returns the kind named s ("email" or "phone").
+func ParseKind(s string) (Kind, error) {
+	switch s {
+	case "email":
+		return Email, nil
+	case "phone":
+		return Phone, nil
+	}
+	return 0, ErrUnknownKind
+}
+
+// InputSize is the length of a PRF input: one tag byte and a SHA-256 digest.
+const InputSize = 1 + sha256.Size
+
+// Input is the PRF input of an identifier: its kind tag then the SHA-256 of
+// its normalized UTF-8 form.
+type Input [InputSize]byte
+
+// Kind returns the kind whose tag starts the input.
+func (in Input) Kind() Kind { return Kind(in[0]) }
+
+// FromDigest returns the PRF input for a kind and the SHA-256 digest of a
+// normalized value.
+func FromDigest(k Kind, digest [sha256.Size]byte) Input {
+	var in Input
+	in[0] = byte(k)
+	copy(in[1:], digest[:])
+	return in
+}
+
+// FromNormalized returns the PRF input of an already normalized value.
+func FromNormalized(k Kind, normalized string) Input {
+	return FromDigest(k, sha256.Sum256([]byte(normalized)))
+}

@@ -5,9 +5,11 @@
 // canonical form (rules in NORMALIZATION.md), ParseHashed accepts the SHA-256
 // of a normalized value, and FromNormalized / FromDigest build the PRF input
 // `kind tag || SHA-256(normalized)` so a plaintext identifier and its hash
-// give the same input.
+// give the same input. NormalizeLines streams a file of values, one a line,
+// in constant memory on every core.
 //
-// Errors never contain the value: it may be personal data.
+// Errors never contain the value: it may be personal data. Each says which
+// rule the value broke, as one of the package's Err variables.
 package ident
 
 import (

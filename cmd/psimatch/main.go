@@ -40,9 +40,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are formatted by report; urfave/cli must not exit on its own.
-		ExitErrHandler:  func(*cli.Context, error) {},
-		HideHelpCommand: true,
-		Commands:        commands(),
+		ExitErrHandler:        func(*cli.Context, error) {},
+		HideHelpCommand:       true,
+		Commands:              commands(),
 		CustomAppHelpTemplate: cli.AppHelpTemplate + exitStatusHelp,
 	}
 }
@@ -51,6 +51,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		versionCommand(),
+		normalizeCommand(),
+		inventoryCommand(),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/zk/dleq"
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/setcodec"
 )
 
 // Errors of the advertiser side.
@@ -247,4 +248,16 @@ func batchInvert(g group.Group, xs []group.Scalar) []group.Scalar {
 	}
 	out[0] = acc
 	return out
+}
+
+// Lookup reports for each output (OutputSize bytes each, as Finalize returns
+// them) whether it is in the platform's set, truncating each to the set's
+// bit length first. It merge-joins against one streaming decode of the set.
+func (s *Suite) Lookup(set *setcodec.Set, outputs []byte) []bool {
+	osize := s.OutputSize()
+	q := make([]setcodec.Value, len(outputs)/osize)
+	for i := range q {
+		q[i] = setcodec.Truncate(outputs[i*osize:(i+1)*osize], set.Bits())
+	}
+	return set.Match(q)
 }

@@ -50,6 +50,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // commands lists the subcommands; each lives in a file of its own.
 func commands() []*cli.Command {
 	return []*cli.Command{
+		demoCommand(),
 		versionCommand(),
 		normalizeCommand(),
 		inventoryCommand(),

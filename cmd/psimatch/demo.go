@@ -1,120 +1,146 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/psimatch/psimatch/internal/synth"
-	"github.com/psimatch/psimatch/psi"
-	"github.com/psimatch/psimatch/psi/customers"
-	"github.com/psimatch/psimatch/psi/ident"
-	"github.com/psimatch/psimatch/psi/inventory"
-	"github.com/psimatch/psimatch/psi/setcodec"
+	"github.com/psimatch/psimatch/protocol"
+	"github.com/psimatch/psimatch/protocol/advertisers"
+	"github.com/psimatch/psimatch/protocol/store"
 	"github.com/urfave/cli/v2"
 )
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "match a synthetic advertiser list against a synthetic platform inventory and check the result",
-		Description: `Makes a platform inventory (with security-only two-factor phones) and an
-advertiser list with a known overlap, both from a fixed seed, runs a
-count-mode OPRF match and prints the overlap found beside the planted one.`,
+		Usage: "run the real server and client on synthetic data over HTTPS on 127.0.0.1 and check the result",
+		Description: `Makes a platform inventory (with security-only two-factor phones and
+opted-out users) and an advertiser list with a known overlap, both from a fixed
+seed; starts the real server on 127.0.0.1 with a temporary data directory and a
+self-signed TLS certificate, adds an advertiser, and runs the real client
+against it. Prints the report beside the overlap it planted.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "platform", Value: 200000, Usage: "platform inventory records"},
 			&cli.IntFlag{Name: "advertiser", Value: 20000, Usage: "advertiser list rows"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the synthetic data"},
+			&cli.StringFlag{Name: "mode", Value: "count", Usage: "count or members"},
+			&cli.StringFlag{Name: "suite", Value: "ristretto255", Usage: "ristretto255 or p256"},
+			&cli.StringFlag{Name: "keep", Usage: "keep the data, inventory, list and report in `DIR` and print the commands to rerun the pieces"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := synth.Config{Seed: c.Uint64("seed"), PlatformIDs: c.Int("platform"), AdvertiserRows: c.Int("advertiser")}
-			if cfg.PlatformIDs < 10 || cfg.AdvertiserRows < 10 {
-				return usageError("--platform and --advertiser must be at least 10")
+			if cfg.PlatformIDs < 100 || cfg.AdvertiserRows < 100 {
+				return usageError("--platform and --advertiser must be at least 100")
 			}
-			return runDemo(c.Context, c.App.Writer, cfg)
+			mode := c.String("mode")
+			if mode != protocol.ModeCount && mode != protocol.ModeMembers {
+				return usageError("--mode: want count or members")
+			}
+			return runDemo(c, cfg, mode)
 		},
 	}
 }
 
-func runDemo(ctx context.Context, w interface{ Write([]byte) (int, error) }, cfg synth.Config) error {
+func runDemo(c *cli.Context, cfg synth.Config, mode string) error {
 	start := time.Now()
-	var inv, list bytes.Buffer
-	if err := synth.WriteInventory(&inv, cfg); err != nil {
-		return err
-	}
-	truth, err := synth.WriteAdvertiser(&list, cfg)
-	if err != nil {
-		return err
-	}
-	suite, err := psi.SuiteByName("ristretto255", false)
-	if err != nil {
-		return err
-	}
-	seed := make([]byte, psi.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
-		return err
-	}
-	key, err := psi.DeriveEpochKey(suite, seed, "demo")
-	if err != nil {
-		return err
-	}
-	policy, err := inventory.NewPolicy(inventory.Config{})
-	if err != nil {
-		return err
-	}
-	var sum inventory.Summary
-	set, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
-		sum, err = inventory.Scan(ctx, &inv, "inventory.csv", inventory.CSV, policy, yield, nil)
-		return err
-	}, psi.BuildOptions{})
-	if err != nil {
-		return err
-	}
-	precompute := time.Since(start)
-	countSet, err := setcodec.Open(set.Count, uint64(set.Size))
-	if err != nil {
-		return err
-	}
-	cl, err := customers.Read(&list, customers.Options{Name: "customers.csv"}, nil)
-	if err != nil {
-		return err
-	}
-	matched := map[ident.Kind]int{}
-	for _, k := range ident.Kinds {
-		if len(cl.Inputs[k]) == 0 {
-			continue
-		}
-		b := psi.NewCountBlinder(suite)
-		blinded, err := b.Blind(cl.Inputs[k])
+	w := c.App.Writer
+	dir := c.String("keep")
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "psimatch-demo-")
 		if err != nil {
 			return err
 		}
-		ev, err := key.Evaluate(blinded, true, 0)
-		if err != nil {
-			return err
-		}
-		out, err := b.Finalize(ev.Elements)
-		if err != nil {
-			return err
-		}
-		for _, f := range suite.Lookup(countSet, out) {
-			if f {
-				matched[k]++
-			}
-		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return withHint(err, exitInput, "check the directory given to --keep")
 	}
-	total := matched[ident.Email] + matched[ident.Phone]
-	fmt.Fprintf(w, "platform: %d records, %d eligible identifiers (%d security-only records excluded), set %d bytes\n",
-		sum.Records, set.Size, sum.Excluded.SecurityOnly, len(set.Count))
-	fmt.Fprintf(w, "advertiser: %d rows, sent %d emails and %d phones\n", cl.Rows, cl.Sent(ident.Email), cl.Sent(ident.Phone))
-	fmt.Fprintf(w, "matched: %d (email %d, phone %d); planted: %d (email %d, phone %d)\n",
-		total, matched[ident.Email], matched[ident.Phone], truth.Overlap, truth.OverlapKinds["email"], truth.OverlapKinds["phone"])
-	fmt.Fprintf(w, "security-only platform phones planted in the list: %d, matched: none of them\n", truth.SecurityOnly)
-	fmt.Fprintf(w, "time: %.1fs (platform precompute %.1fs)\n", time.Since(start).Seconds(), precompute.Seconds())
-	if total != truth.Overlap {
-		return fmt.Errorf("demo: matched %d but planted %d", total, truth.Overlap)
+	p := func(name string) string { return filepath.Join(dir, name) }
+	truth, err := writeDemoData(p("inventory.csv"), p("customers.csv"), cfg)
+	if err != nil {
+		return err
+	}
+	os.Remove(p("advertisers.json"))
+	token, err := advertisers.Add(p("advertisers.json"), advertisers.Advertiser{
+		Name: "demo-advertiser", Modes: []string{protocol.ModeCount, protocol.ModeMembers},
+		MinRows: 1, MaxRows: 10_000_000, SessionsPerDay: 100, ElementsPerEpoch: 1 << 40,
+	})
+	if err != nil {
+		return err
+	}
+	logFile, err := os.OpenFile(p("server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	fmt.Fprintf(w, "platform: %d inventory records (%d eligible identifiers planted); advertiser: %d rows\n",
+		cfg.PlatformIDs, truth.Eligible, cfg.AdvertiserRows)
+	fmt.Fprintf(w, "starting the server on 127.0.0.1 (log: %s) ...\n", p("server.log"))
+	rs, err := startServer(c.Context, serveOptions{
+		inventory: p("inventory.csv"), dataDir: p("data"), advertisers: p("advertisers.json"),
+		listen: "127.0.0.1:0", rotate: 24 * time.Hour, suite: c.String("suite"), quiet: c.Bool("quiet"),
+		maxClientRows: 1 << 24,
+	}, logFile, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	defer rs.shutdown()
+	fmt.Fprintf(w, "server ready at %s after %.1fs; running the client over HTTPS ...\n\n", rs.url, time.Since(start).Seconds())
+
+	args := []string{"psimatch", "match", "--server", rs.url, "--token", token, "--input", p("customers.csv"),
+		"--ca-cert", rs.certFile, "--mode", mode, "--report", p("report.json"), "--cache-dir", p("client-cache")}
+	if mode == protocol.ModeMembers {
+		args = append(args, "--matches", p("matches.csv"))
+	}
+	if c.Bool("quiet") {
+		args = append(args, "--quiet")
+	}
+	// The client runs exactly as `psimatch match` does, through its own flags.
+	if err := newApp(nil, w, c.App.ErrWriter).RunContext(c.Context, args); err != nil {
+		return err
+	}
+	var rep protocol.Report
+	raw, err := os.ReadFile(p("report.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return err
+	}
+	matched := rep.Matched.Email + rep.Matched.Phone
+	fmt.Fprintf(w, "\nplanted overlap: %d (email %d, phone %d); found: %d (email %d, phone %d)\n",
+		truth.Overlap, truth.OverlapKinds["email"], truth.OverlapKinds["phone"], matched, rep.Matched.Email, rep.Matched.Phone)
+	fmt.Fprintf(w, "security-only platform phones planted in the list: %d; matched: %d (they are never matchable)\n",
+		truth.SecurityOnly, matched-truth.Overlap)
+	fmt.Fprintf(w, "demo finished in %.1fs\n", time.Since(start).Seconds())
+	if c.String("keep") != "" {
+		fmt.Fprintf(w, "\nThe pieces are in %s. To run them by hand:\n", dir)
+		fmt.Fprintf(w, "  psimatch inventory check --inventory %s\n", p("inventory.csv"))
+		fmt.Fprintf(w, "  psimatch serve --inventory %s --data-dir %s --advertisers %s --listen 127.0.0.1:8443\n", p("inventory.csv"), p("data"), p("advertisers.json"))
+		fmt.Fprintf(w, "  psimatch match --server https://127.0.0.1:8443 --ca-cert %s --token %s --input %s --report %s\n",
+			filepath.Join(p("data"), "tls", "cert.pem"), token, p("customers.csv"), p("report.json"))
+	}
+	if matched != truth.Overlap {
+		return fmt.Errorf("demo: found %d but planted %d", matched, truth.Overlap)
 	}
 	return nil
+}
+
+func writeDemoData(invPath, listPath string, cfg synth.Config) (synth.Truth, error) {
+	if err := store.WriteAtomic(invPath, 0o600, func(w io.Writer) error { return synth.WriteInventory(w, cfg) }); err != nil {
+		return synth.Truth{}, err
+	}
+	var truth synth.Truth
+	err := store.WriteAtomic(listPath, 0o600, func(w io.Writer) error {
+		var err error
+		truth, err = synth.WriteAdvertiser(w, cfg)
+		return err
+	})
+	return truth, err
 }

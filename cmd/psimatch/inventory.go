@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/urfave/cli/v2"
@@ -26,12 +28,14 @@ func inventoryCommand() *cli.Command {
 			{
 				Name:  "check",
 				Usage: "read the inventory through the purpose policy and print what would be matchable, never a value",
-				Description: "Reads a CSV or JSON Lines inventory (columns user_id, kind, value, purposes,\n" +
-					"opted_out) and counts the records the purpose policy makes eligible and those\n" +
-					"it excludes, by reason. Only advertising-consented, not opted-out identifiers\n" +
-					"are eligible. Invalid records are listed by line on standard error.",
+				Description: "Reads a CSV or JSON Lines inventory, or the rows of a PostgreSQL query (columns\n" +
+					"user_id, kind, value, purposes, opted_out), and counts the records the purpose\n" +
+					"policy makes eligible and those it excludes, by reason. Only\n" +
+					"advertising-consented, not opted-out identifiers are eligible. Invalid records\n" +
+					"are listed by line (row number for a database) on standard error.",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl or .ndjson; - for standard input with --format)", Required: true},
+					&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl or .ndjson; - for standard input with --format), or a PostgreSQL database: postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\" (password from PGPASSWORD or ~/.pgpass)", Required: true},
+					&cli.StringFlag{Name: "inventory-query", Usage: "the `SQL` query that reads a database inventory; it must return the columns user_id, kind, value, purposes, opted_out", Value: pginventory.DefaultQuery},
 					&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of phone numbers written without a country code, such as US"},
 					&cli.StringFlag{Name: "format", Usage: "`FORMAT` of the inventory: csv or jsonl (default: from the file extension)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object"},
@@ -55,27 +59,13 @@ func inventoryCheck(c *cli.Context) error {
 		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
 	}
 
-	path := c.String("inventory")
-	var in io.Reader
-	name := path
-	if path == "-" {
-		if format == inventory.Auto {
-			return usageError("--inventory -: standard input needs --format csv or --format jsonl")
-		}
-		in, name = c.App.Reader, "standard input"
-	} else {
-		if format == inventory.Auto {
-			if format, err = inventory.FormatOf(path); err != nil {
-				return withHint(err, exitUsage, "pass --format csv or --format jsonl")
-			}
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return withHint(err, exitInput, "check the path given to --inventory")
-		}
-		defer f.Close()
-		in = f
+	spec := c.String("inventory")
+	src, closeSrc, err := openInventory(c, spec, format)
+	if err != nil {
+		return err
 	}
+	defer closeSrc()
+	name := src.Name()
 
 	var invalid int64
 	onInvalid := func(e *inventory.RecordError) {
@@ -89,12 +79,15 @@ func inventoryCheck(c *cli.Context) error {
 			fmt.Fprintln(c.App.ErrWriter, e)
 		}
 	}
-	sum, err := inventory.Scan(c.Context, in, name, format, policy,
+	sum, err := inventory.Run(c.Context, src, policy,
 		func(inventory.Eligible) error { return nil }, onInvalid)
 	if invalid > maxInvalidShown {
 		fmt.Fprintf(c.App.ErrWriter, "... and %d more invalid records\n", invalid-maxInvalidShown)
 	}
 	if err != nil {
+		if pginventory.IsConnString(spec) {
+			return databaseError(err)
+		}
 		var pathErr *os.PathError
 		if errors.As(err, &pathErr) {
 			return withHint(err, exitInput, "check that --inventory names a readable file")
@@ -107,6 +100,76 @@ func inventoryCheck(c *cli.Context) error {
 		return enc.Encode(sum)
 	}
 	return printSummary(c.App.Writer, name, sum)
+}
+
+// openInventory opens the inventory that spec names: a PostgreSQL database
+// (with --inventory-query) or a file ("-" for standard input) in format. The
+// returned function closes it.
+func openInventory(c *cli.Context, spec string, format inventory.Format) (inventory.Source, func() error, error) {
+	if pginventory.IsConnString(spec) {
+		if c.IsSet("format") {
+			return nil, nil, usageError("--format applies to inventory files; --inventory names a PostgreSQL database")
+		}
+		return openDatabaseInventory(c.Context, spec, c.String("inventory-query"))
+	}
+	if c.IsSet("inventory-query") {
+		return nil, nil, withHint(errors.New("--inventory-query needs --inventory to name a PostgreSQL database"), exitUsage,
+			"give --inventory as postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\"")
+	}
+	if spec == "-" {
+		if format == inventory.Auto {
+			return nil, nil, usageError("--inventory -: standard input needs --format csv or --format jsonl")
+		}
+		src, err := inventory.NewSource(c.App.Reader, "standard input", format)
+		return src, func() error { return nil }, err
+	}
+	if format == inventory.Auto {
+		var err error
+		if format, err = inventory.FormatOf(spec); err != nil {
+			return nil, nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
+		}
+	}
+	f, err := os.Open(spec)
+	if err != nil {
+		return nil, nil, withHint(err, exitInput, "check the path given to --inventory")
+	}
+	src, err := inventory.NewSource(f, spec, format)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return src, f.Close, nil
+}
+
+// openDatabaseInventory runs query ("" for pginventory.DefaultQuery) on the
+// PostgreSQL database conn names. ctx governs the whole scan. Errors come
+// with the exit status and hints of databaseError.
+func openDatabaseInventory(ctx context.Context, conn, query string) (inventory.Source, func() error, error) {
+	src, err := pginventory.Open(ctx, conn, query)
+	if err != nil {
+		return nil, nil, databaseError(err)
+	}
+	return src, src.Close, nil
+}
+
+// databaseError gives an error from pginventory its exit status and a hint
+// naming the flag to check. pginventory never puts the password in an error.
+func databaseError(err error) error {
+	var e *pginventory.Error
+	if !errors.As(err, &e) {
+		return withHint(err, exitInput)
+	}
+	switch e.Setting {
+	case pginventory.SettingPassword:
+		return withHint(err, exitAuth, "give the password in PGPASSWORD or ~/.pgpass, or in --inventory as postgres://USER:PASSWORD@HOST/DBNAME")
+	case pginventory.SettingQuery:
+		return withHint(err, exitInput,
+			"check --inventory-query (default: "+pginventory.DefaultQuery+")",
+			"the query must return the columns user_id, kind, value, purposes (text or text[]) and opted_out (boolean)")
+	case pginventory.SettingConn:
+		return withHint(err, exitNetwork, "check --inventory: postgres://USER@HOST:PORT/DBNAME or \"host=HOST port=PORT dbname=DBNAME user=USER\"")
+	}
+	return withHint(err, exitFailure)
 }
 
 // printSummary prints the summary as a few aligned lines.

@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const testInventory = "user_id,kind,value,purposes,opted_out\n" +
@@ -134,6 +141,12 @@ func TestInventoryCheckErrors(t *testing.T) {
 		{"bad region", []string{"--inventory", noExt, "--default-region", "ZZZ"}, exitUsage, []string{"--default-region"}},
 		{"stdin without format", []string{"--inventory", "-"}, exitUsage, []string{"needs --format"}},
 		{"no inventory", nil, exitUsage, []string{"inventory"}},
+		{"query with a file", []string{"--inventory", noExt, "--inventory-query", "SELECT 1"}, exitUsage,
+			[]string{"--inventory-query needs --inventory to name a PostgreSQL database", "psimatch: hint: give --inventory as postgres://"}},
+		{"format with a database", []string{"--inventory", "postgres://u@127.0.0.1:1/db", "--format", "csv"}, exitUsage,
+			[]string{"--format applies to inventory files"}},
+		{"malformed database URL", []string{"--inventory", "postgres://u:s3cret@127.0.0.1:port/db"}, exitNetwork,
+			[]string{"not a valid connection string", "psimatch: hint: check --inventory: postgres://"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,6 +162,131 @@ func TestInventoryCheckErrors(t *testing.T) {
 				}
 			}
 			checkNoValues(t, stdout.String()+stderr.String())
+		})
+	}
+}
+
+// testPostgresDB creates a database on the server named by
+// PSIMATCH_TEST_POSTGRES (.ci/postgres.sh starts one and sets it), dropped
+// after the test, and returns a URL for it and a connection to it.
+func testPostgresDB(t *testing.T) (*url.URL, *pgx.Conn) {
+	t.Helper()
+	server := os.Getenv("PSIMATCH_TEST_POSTGRES")
+	if server == "" {
+		t.Skip("PSIMATCH_TEST_POSTGRES is unset: run `source .ci/postgres.sh` first (it starts PostgreSQL on 127.0.0.1 and sets it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "psimatch_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	db, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		db.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("DROP DATABASE: %v", err)
+		}
+		admin.Close(ctx)
+	})
+	return u, db
+}
+
+// TestInventoryCheckPostgres reads testInventory from a table and gets the
+// same output as from the CSV file; a wrong password and a missing table
+// give an error and a hint, never the password.
+func TestInventoryCheckPostgres(t *testing.T) {
+	u, db := testPostgresDB(t)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE TABLE accounts (n serial, uid text, kind text, value text, purposes text[], opted_out boolean)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(testInventory), "\n")[1:] {
+		f := strings.Split(line, ",")
+		if _, err := db.Exec(ctx, `INSERT INTO accounts (uid, kind, value, purposes, opted_out) VALUES ($1, $2, $3, $4, $5)`,
+			f[0], f[1], f[2], strings.Split(f[3], ";"), f[4] == "true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	query := "SELECT uid AS user_id, kind, value, purposes, opted_out FROM accounts ORDER BY n"
+	path := writeInventory(t, "inventory.csv", testInventory)
+	for _, region := range []string{"", "US"} {
+		var outs [2]string
+		for i, spec := range []string{path, u.String()} {
+			args := []string{"psimatch", "inventory", "check", "--inventory", spec, "--default-region", region, "--json"}
+			if i == 1 {
+				args = append(args, "--inventory-query", query)
+			}
+			var stdout, stderr bytes.Buffer
+			if status := run(args, strings.NewReader(""), &stdout, &stderr); status != 0 {
+				t.Fatalf("%s: status %d, stderr:\n%s", spec, status, stderr.String())
+			}
+			outs[i] = stdout.String()
+			checkNoValues(t, stdout.String()+stderr.String())
+			// The test role's password may equal its name: look for it in
+			// place.
+			if pw, _ := u.User.Password(); pw != "" && strings.Contains(stdout.String()+stderr.String(), ":"+pw+"@") {
+				t.Errorf("output shows the password:\n%s%s", stdout.String(), stderr.String())
+			}
+		}
+		if outs[0] != outs[1] {
+			t.Errorf("region %q: database output\n%s\ndiffers from the CSV's\n%s", region, outs[1], outs[0])
+		}
+	}
+
+	// The human summary names the database without the password.
+	var stdout, stderr bytes.Buffer
+	run([]string{"psimatch", "inventory", "check", "--inventory", u.String(), "--inventory-query", query}, strings.NewReader(""), &stdout, &stderr)
+	if first, _, _ := strings.Cut(stdout.String(), "\n"); first != "postgres://"+u.User.Username()+"@"+u.Host+u.Path {
+		t.Errorf("summary starts %q", first)
+	}
+
+	const wrong = "wrong-Pw-51f0"
+	bad := *u
+	bad.User = url.UserPassword(u.User.Username(), wrong)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		stderr []string
+	}{
+		{"wrong password", []string{"--inventory", bad.String()}, exitAuth,
+			[]string{"password authentication failed", "psimatch: hint: give the password in PGPASSWORD"}},
+		{"missing table", []string{"--inventory", u.String()}, exitInput,
+			[]string{`relation "psimatch_inventory" does not exist`, "psimatch: hint: check --inventory-query"}},
+		{"missing column", []string{"--inventory", u.String(), "--inventory-query", "SELECT uid, kind FROM accounts"}, exitInput,
+			[]string{"lacks the column(s) user_id, value, purposes, opted_out", "psimatch: hint: check --inventory-query"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"psimatch", "inventory", "check"}, tc.args...)
+			if status := run(args, strings.NewReader(""), &stdout, &stderr); status != tc.status {
+				t.Fatalf("status %d, want %d; stderr:\n%s", status, tc.status, stderr.String())
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr.String())
+				}
+			}
+			if strings.Contains(stderr.String(), wrong) {
+				t.Errorf("stderr shows the password:\n%s", stderr.String())
+			}
 		})
 	}
 }

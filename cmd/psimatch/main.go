@@ -51,9 +51,12 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 func commands() []*cli.Command {
 	return []*cli.Command{
 		demoCommand(),
+		serveCommand(),
+		matchCommand(),
 		versionCommand(),
 		normalizeCommand(),
 		inventoryCommand(),
+		advertiserCommand(),
 	}
 }
 

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"os"
+	"sync"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// progress shows one progress bar at a time on standard error, and only
+// when standard error is a terminal and --quiet was not given.
+type progress struct {
+	w       io.Writer
+	enabled bool
+	mu      sync.Mutex
+	step    string
+	bar     *progressbar.ProgressBar
+}
+
+func newProgress(w io.Writer, quiet bool) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok && !quiet && term.IsTerminal(int(f.Fd())) {
+		p.enabled = true
+	}
+	return p
+}
+
+// set moves the bar of step to done of total (total < 0: unknown).
+func (p *progress) set(step string, done, total int64) {
+	if !p.enabled {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.step != step || p.bar == nil {
+		p.finishLocked()
+		p.step = step
+		p.bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(p.w),
+			progressbar.OptionSetDescription(step),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100_000_000),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	p.bar.Set64(done)
+}
+
+// adder returns a function that adds n to the bar of step, for callbacks
+// that report increments from several goroutines.
+func (p *progress) adder(step string, total int64) func(n int) {
+	if !p.enabled {
+		return nil
+	}
+	var mu sync.Mutex
+	var done int64
+	return func(n int) {
+		mu.Lock()
+		done += int64(n)
+		d := done
+		mu.Unlock()
+		p.set(step, d, total)
+	}
+}
+
+func (p *progress) finishLocked() {
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar = nil
+	}
+}
+
+// done removes the bar.
+func (p *progress) done() {
+	if !p.enabled {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishLocked()
+}

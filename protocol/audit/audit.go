@@ -1,0 +1,334 @@
+// Package audit owns the server's audit log: an append-only JSON Lines file
+// (DIR/audit.jsonl in the data directory) with one line per inventory load
+// and per session, each written with a single write(2) and fsynced before
+// Write returns.
+//
+// Open the log with Open, which first repairs the torn last line a crash may
+// have left. Write an InventoryLoad, a Session or an Event. ReadAll reads a
+// log back for tests and tools.
+//
+// The log never holds an identifier value. Callers must pass only counts,
+// names of advertisers, epochs, modes, outcomes and reasons; never an email,
+// a phone number, a hash of one or an evaluated element, because a hash of
+// an identifier falls to a dictionary.
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/psimatch/psimatch/psi/inventory"
+)
+
+// timeFormat is RFC 3339 in UTC with milliseconds, fixed width.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// maxLine bounds a line, on writing and on reading.
+const maxLine = 1 << 20
+
+// Named is an event with a name, written as the "event" field.
+type Named interface {
+	EventName() string
+}
+
+// Event is a free-form event. Its "event" key names it and is required;
+// a "time" key is overwritten.
+type Event map[string]any
+
+// EventName returns e["event"] if it is a string.
+func (e Event) EventName() string {
+	s, _ := e["event"].(string)
+	return s
+}
+
+// InventoryLoad records one load of the platform's inventory: its counts,
+// never its values. It is written as {"event":"inventory_load", ...} with
+// the fields of inventory.Summary inline.
+type InventoryLoad struct {
+	// Source names the inventory, such as its file name.
+	Source string `json:"source"`
+	// Epoch is the epoch the load serves, if any.
+	Epoch string `json:"epoch,omitempty"`
+	// Seconds is how long the load took.
+	Seconds float64 `json:"seconds"`
+	inventory.Summary
+}
+
+// EventName returns "inventory_load".
+func (InventoryLoad) EventName() string { return "inventory_load" }
+
+// Session records one advertiser session, written as
+// {"event":"session", ...}.
+type Session struct {
+	// ID is the session's id.
+	ID string `json:"id"`
+	// Advertiser is the advertiser's registered name.
+	Advertiser string `json:"advertiser"`
+	// Mode is "count" or "members".
+	Mode string `json:"mode"`
+	// Epoch is the epoch the session was pinned to.
+	Epoch string `json:"epoch"`
+	// Elements is the number of elements the server evaluated for it.
+	Elements int64 `json:"elements"`
+	// Outcome is a short word such as "ok", "refused" or "failed".
+	Outcome string `json:"outcome"`
+	// Reason explains an outcome other than ok, such as "quota".
+	Reason string `json:"reason,omitempty"`
+	// Seconds is how long the session took, if known.
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// EventName returns "session".
+func (Session) EventName() string { return "session" }
+
+// Recovered is written by Open when it removed a torn last line.
+type Recovered struct {
+	// DroppedBytes is how many bytes were cut off the end of the log.
+	DroppedBytes int64 `json:"dropped_bytes"`
+	// Reason says why: "no trailing newline" or "invalid JSON".
+	Reason string `json:"reason"`
+}
+
+// EventName returns "audit_recovered".
+func (Recovered) EventName() string { return "audit_recovered" }
+
+// Log is an open audit log. Its methods are safe for concurrent use.
+type Log struct {
+	mu        sync.Mutex
+	f         *os.File
+	path      string
+	size      int64 // the length of the file's complete lines
+	now       func() time.Time
+	recovered *Recovered
+}
+
+// Open opens the audit log at path for appending, creating it with mode 0600
+// if it is missing. If the last line is torn (a crash in the middle of a
+// write left no trailing newline, or left a line that is not a JSON object),
+// Open truncates it off and writes a Recovered event saying how many bytes
+// were dropped. Only one process may write a log; the data directory's lock
+// (package store) ensures that.
+func Open(path string) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l := &Log{f: f, path: path, now: time.Now}
+	keep, reason, err := scanTail(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l.size = fi.Size()
+	if keep < l.size {
+		if err := f.Truncate(keep); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: %s: remove torn last line: %w", path, err)
+		}
+		l.recovered = &Recovered{DroppedBytes: l.size - keep, Reason: reason}
+		l.size = keep
+		if err := l.Write(*l.recovered); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Recovered returns what Open cut off the end of the log, or nil if the log
+// was intact.
+func (l *Log) Recovered() *Recovered { return l.recovered }
+
+// Path returns the log's path.
+func (l *Log) Path() string { return l.path }
+
+// scanTail finds where the log's last good line ends: keep is the length to
+// keep and reason says why anything after it is torn.
+func scanTail(f *os.File) (keep int64, reason string, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, "", err
+	}
+	size := fi.Size()
+	if size == 0 {
+		return 0, "", nil
+	}
+	// Find the last two newlines, reading backwards in blocks.
+	var last1, last2 int64 = -1, -1 // offsets of the last and the one before
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0 && last2 < 0; {
+		start := max(0, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil && err != io.EOF {
+			return 0, "", err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != '\n' {
+				continue
+			}
+			if last1 < 0 {
+				last1 = start + int64(i)
+			} else {
+				last2 = start + int64(i)
+				break
+			}
+		}
+		end = start
+	}
+	if last1 != size-1 {
+		return last1 + 1, "no trailing newline", nil
+	}
+	// The last line is complete; check that it is a JSON object.
+	lineStart := last2 + 1
+	if size-lineStart > maxLine {
+		return lineStart, "invalid JSON", nil
+	}
+	line := make([]byte, size-lineStart)
+	if _, err := f.ReadAt(line, lineStart); err != nil && err != io.EOF {
+		return 0, "", err
+	}
+	var obj map[string]any
+	if json.Unmarshal(line, &obj) != nil || obj == nil {
+		return lineStart, "invalid JSON", nil
+	}
+	return size, "", nil
+}
+
+// Write appends event as one line: a JSON object with "time" (RFC 3339,
+// UTC) and "event" (its EventName) first, then the event's own fields. The
+// line goes out in one write(2) and is fsynced before Write returns. If the
+// write fails part way (a full disk), the partial line is truncated off so
+// the log stays whole.
+//
+// event must be a Named whose JSON is an object: InventoryLoad, Session,
+// Event or a caller's own struct. It must hold no identifier values (see
+// the package documentation).
+func (l *Log) Write(event Named) error {
+	name := event.EventName()
+	if name == "" {
+		return fmt.Errorf("audit: event %T has no name", event)
+	}
+	var body []byte
+	var err error
+	if e, ok := event.(Event); ok {
+		m := make(map[string]any, len(e))
+		for k, v := range e {
+			if k != "time" && k != "event" {
+				m[k] = v
+			}
+		}
+		body, err = json.Marshal(m)
+	} else {
+		body, err = json.Marshal(event)
+	}
+	if err != nil {
+		return fmt.Errorf("audit: event %s: %w", name, err)
+	}
+	if len(body) < 2 || body[0] != '{' {
+		return fmt.Errorf("audit: event %s: %T is not a JSON object", name, event)
+	}
+	head, err := json.Marshal(struct {
+		Time  string `json:"time"`
+		Event string `json:"event"`
+	}{l.now().UTC().Format(timeFormat), name})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	line := make([]byte, 0, len(head)+len(body)+1)
+	line = append(line, head[:len(head)-1]...) // without its '}'
+	if len(body) > 2 {
+		line = append(line, ',')
+	}
+	line = append(line, body[1:]...) // without its '{'
+	line = append(line, '\n')
+	if len(line) > maxLine {
+		return fmt.Errorf("audit: event %s: %d bytes, limit %d", name, len(line), maxLine)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errors.New("audit: log is closed")
+	}
+	if _, err := l.f.Write(line); err != nil {
+		// Cut off whatever part of the line reached the file.
+		if terr := l.f.Truncate(l.size); terr != nil {
+			return fmt.Errorf("audit: write %s: %w (and removing the partial line failed: %v)", name, err, terr)
+		}
+		return fmt.Errorf("audit: write %s: %w", name, err)
+	}
+	l.size += int64(len(line))
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("audit: write %s: sync: %w", name, err)
+	}
+	return nil
+}
+
+// Close closes the log. Later Writes fail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// ReadAll reads every line of the audit log at path as a JSON object. A line
+// that is not one, or a last line without its newline, is an error naming
+// the line number.
+func ReadAll(path string) ([]map[string]any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var out []map[string]any
+	for n := 1; ; n++ {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// Longer than the reader's buffer: gather the rest.
+			full := bytes.Clone(line)
+			for err == bufio.ErrBufferFull && len(full) <= maxLine {
+				line, err = r.ReadSlice('\n')
+				full = append(full, line...)
+			}
+			line = full
+		}
+		if err == io.EOF {
+			if len(line) > 0 {
+				return out, fmt.Errorf("audit: %s: line %d: torn (no trailing newline)", path, n)
+			}
+			return out, nil
+		}
+		if err != nil {
+			if len(line) > maxLine {
+				return out, fmt.Errorf("audit: %s: line %d: longer than %d bytes", path, n, maxLine)
+			}
+			return out, fmt.Errorf("audit: %s: %w", path, err)
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(line, &obj); err != nil || obj == nil {
+			return out, fmt.Errorf("audit: %s: line %d: not a JSON object", path, n)
+		}
+		out = append(out, obj)
+	}
+}

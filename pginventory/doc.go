@@ -1,0 +1,33 @@
+// Package pginventory reads the ad platform's identifier inventory from a
+// PostgreSQL database, as an inventory.Source, so that the rows go through
+// the same purpose policy as an inventory file (see package
+// github.com/psimatch/psimatch/psi/inventory).
+//
+// Call Open with a connection string (a postgres:// URL or a libpq
+// "host=... dbname=..." string; IsConnString tells one from a file path) and
+// a query, then hand the Source to inventory.Run and Close it after. Open a
+// new Source for each scan: a reload re-runs the query and so sees every
+// opt-out recorded since.
+//
+// The query must return the columns user_id, kind, value, purposes and
+// opted_out, by name, in any order (DefaultQuery reads the table
+// psimatch_inventory). user_id, kind and value may be of any type: their
+// text form is used. purposes is text (";"-separated) or an array of text or
+// of an enum; opted_out is boolean or text, and NULL means false. Open checks
+// the column types before the first row is read.
+//
+// What this package owns and guarantees:
+//
+//   - Rows are streamed from the server, one at a time; memory does not grow
+//     with the table.
+//   - The query runs in a read-only session (default_transaction_read_only):
+//     a mistyped --inventory-query cannot change the database.
+//   - A row that cannot be decoded is returned with inventory.Raw.Err set, so
+//     the policy counts it invalid and the scan goes on. Its values never
+//     appear in an error; rows are named by their 1-based position.
+//   - The password never appears in an error or in Name: a source is named
+//     by a redacted URL such as postgres://psimatch@db.example:5432/ads.
+//     Errors are *Error values that say which setting to check.
+//
+// It connects and queries; it never creates, changes or deletes anything.
+package pginventory

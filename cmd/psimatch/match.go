@@ -60,7 +60,9 @@ func matchAction(c *cli.Context) error {
 	if r := c.String("default-region"); r != "" && !ident.ValidRegion(r) {
 		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
 	}
-	list, err := readList(c)
+	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
+	defer bar.done()
+	list, err := readList(c, bar)
 	if err != nil {
 		return err
 	}
@@ -84,7 +86,6 @@ func matchAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
 	cl.Progress = bar.set
 	rep, err := cl.Match(c.Context, list, protocol.MatchOptions{Mode: mode})
 	bar.done()
@@ -106,16 +107,20 @@ func matchAction(c *cli.Context) error {
 	return nil
 }
 
-func readList(c *cli.Context) (*customers.List, error) {
+func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 	path := c.String("input")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, withHint(err, exitInput, "check the path given to --input")
 	}
 	defer f.Close()
+	var in io.Reader = f
+	if fi, err := f.Stat(); err == nil && bar.enabled {
+		in = &countingReader{r: f, step: "read and normalize " + filepath.Base(path), total: fi.Size(), bar: bar}
+	}
 	shown := 0
 	hidden := 0
-	list, err := customers.Read(f, customers.Options{
+	list, err := customers.Read(in, customers.Options{
 		Name: filepath.Base(path), DefaultRegion: c.String("default-region"),
 		EmailColumn: c.String("email-column"), PhoneColumn: c.String("phone-column"),
 	}, func(e *customers.LineError) {
@@ -126,6 +131,7 @@ func readList(c *cli.Context) (*customers.List, error) {
 			hidden++
 		}
 	})
+	bar.done()
 	if hidden > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "... and %d more invalid identifiers\n", hidden)
 	}
@@ -258,4 +264,20 @@ func writeMatches(path string, r *protocol.Report) error {
 		}
 		return nil
 	})
+}
+
+// countingReader reports the bytes read to a progress bar.
+type countingReader struct {
+	r     io.Reader
+	step  string
+	n     int64
+	total int64
+	bar   *progress
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.bar.set(c.step, c.n, c.total)
+	return n, err
 }

@@ -28,8 +28,8 @@ const (
 	numCols
 )
 
-// Source is an inventory.Source reading the rows of one query. It holds one
-// connection until it reaches the last row, fails, or is closed.
+// Source is an inventory.Source reading the rows of one query, once. It
+// holds one connection until Close. It is not safe for concurrent use.
 type Source struct {
 	name     string
 	query    string

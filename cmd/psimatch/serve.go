@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/protocol/audit"
 	"github.com/psimatch/psimatch/protocol/store"
@@ -33,6 +34,7 @@ SIGHUP re-reads the inventory and the advertisers file; SIGINT/SIGTERM stop
 gracefully.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl) or a postgres:// URL", Required: true},
+			&cli.StringFlag{Name: "inventory-query", Value: pginventory.DefaultQuery, Usage: "the `SQL` that reads a PostgreSQL inventory (columns user_id, kind, value, purposes, opted_out)"},
 			&cli.StringFlag{Name: "inventory-format", Usage: "`FORMAT` of an inventory file: csv or jsonl (default: from the extension)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the master seed, cached sets, TLS files and the audit log", Required: true},
 			&cli.StringFlag{Name: "advertisers", Usage: "the advertisers `FILE` (made by 'psimatch advertiser add')", Required: true},
@@ -50,7 +52,7 @@ gracefully.`,
 		},
 		Action: func(c *cli.Context) error {
 			opts := serveOptions{
-				inventory: c.String("inventory"), format: c.String("inventory-format"), dataDir: c.String("data-dir"),
+				inventory: c.String("inventory"), format: c.String("inventory-format"), query: c.String("inventory-query"), dataDir: c.String("data-dir"),
 				advertisers: c.String("advertisers"), listen: c.String("listen"), region: c.String("default-region"),
 				tlsCert: c.String("tls-cert"), tlsKey: c.String("tls-key"), plaintext: c.Bool("plaintext"),
 				rotate: c.Duration("rotate"), reload: c.Duration("reload"), suite: c.String("suite"),
@@ -89,7 +91,7 @@ gracefully.`,
 }
 
 type serveOptions struct {
-	inventory, format, dataDir, advertisers, listen, region string
+	inventory, format, query, dataDir, advertisers, listen, region string
 	tlsCert, tlsKey                                         string
 	plaintext                                               bool
 	rotate, reload                                          time.Duration
@@ -126,7 +128,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	open, err := inventoryOpener(o.inventory, o.format)
+	open, err := inventoryOpener(o.inventory, o.format, o.query)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +247,17 @@ func (rs *runningServer) shutdown() error {
 }
 
 // inventoryOpener returns how the server opens its inventory for each read.
-func inventoryOpener(spec, format string) (func(ctx context.Context) (inventory.Source, func() error, error), error) {
+func inventoryOpener(spec, format, query string) (func(ctx context.Context) (inventory.Source, func() error, error), error) {
+	if pginventory.IsConnString(spec) {
+		if format != "" {
+			return nil, usageError("--inventory-format applies to inventory files; --inventory names a PostgreSQL database")
+		}
+		// Each read (start, rotation, reload) runs the query again, so an
+		// opt-out recorded in the database takes effect on the next session.
+		return func(ctx context.Context) (inventory.Source, func() error, error) {
+			return openDatabaseInventory(ctx, spec, query)
+		}, nil
+	}
 	f, err := inventory.ParseFormat(format)
 	if err != nil {
 		return nil, usageError("--inventory-format: want csv or jsonl")

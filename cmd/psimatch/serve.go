@@ -92,13 +92,13 @@ gracefully.`,
 
 type serveOptions struct {
 	inventory, format, query, dataDir, advertisers, listen, region string
-	tlsCert, tlsKey                                         string
-	plaintext                                               bool
-	rotate, reload                                          time.Duration
-	suite                                                   string
-	verifiable                                              bool
-	maxClientRows                                           uint64
-	quiet                                                   bool
+	tlsCert, tlsKey                                                string
+	plaintext                                                      bool
+	rotate, reload                                                 time.Duration
+	suite                                                          string
+	verifiable                                                     bool
+	maxClientRows                                                  uint64
+	quiet                                                          bool
 }
 
 // runningServer is a started server: its URL, its TLS certificate file (for

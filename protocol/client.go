@@ -74,6 +74,7 @@ type Report struct {
 	Matched       Counts  `json:"matched"`
 	MatchedRows   *int    `json:"matched_rows,omitempty"`
 	ServerSetSize int     `json:"server_set_size"`
+	SetBytes      int     `json:"set_bytes"` // size of the coded set (downloaded unless from the cache)
 	SetFromCache  bool    `json:"set_from_cache"`
 	BytesSent     int64   `json:"bytes_sent"`
 	BytesReceived int64   `json:"bytes_received"`
@@ -174,7 +175,7 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	if sess.Verifiable && sess.ProofChunk != psi.ProofChunk {
 		return nil, fmt.Errorf("%w: proof chunk %d, this client proves chunks of %d", ErrBadResponse, sess.ProofChunk, psi.ProofChunk)
 	}
-	rep := &Report{Mode: sess.Mode, Epoch: sess.Epoch, Suite: sess.Suite, Verifiable: sess.Verifiable, Rows: list.Rows, ServerSetSize: sess.SetSize}
+	rep := &Report{Mode: sess.Mode, Epoch: sess.Epoch, Suite: sess.Suite, Verifiable: sess.Verifiable, Rows: list.Rows, ServerSetSize: sess.SetSize, SetBytes: sess.SetBytes}
 	for _, k := range ident.Kinds {
 		rep.Invalid.add(k, list.Invalid[k])
 		rep.Sent.add(k, list.Sent(k))

@@ -39,6 +39,7 @@ func inventoryCommand() *cli.Command {
 					&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of phone numbers written without a country code, such as US"},
 					&cli.StringFlag{Name: "format", Usage: "`FORMAT` of the inventory: csv or jsonl (default: from the file extension)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object"},
+					&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 				},
 				Action: inventoryCheck,
 			},
@@ -66,6 +67,8 @@ func inventoryCheck(c *cli.Context) error {
 	}
 	defer closeSrc()
 	name := src.Name()
+	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
+	src = withProgress(src, bar)
 
 	var invalid int64
 	onInvalid := func(e *inventory.RecordError) {
@@ -81,6 +84,7 @@ func inventoryCheck(c *cli.Context) error {
 	}
 	sum, err := inventory.Run(c.Context, src, policy,
 		func(inventory.Eligible) error { return nil }, onInvalid)
+	bar.done()
 	if invalid > maxInvalidShown {
 		fmt.Fprintf(c.App.ErrWriter, "... and %d more invalid records\n", invalid-maxInvalidShown)
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -81,4 +82,26 @@ func (p *progress) done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()
+}
+
+// countingSource reports each inventory record read to a progress bar.
+type countingSource struct {
+	inventory.Source
+	add func(n int)
+}
+
+func (s countingSource) Next(r *inventory.Raw) error {
+	err := s.Source.Next(r)
+	if err == nil {
+		s.add(1)
+	}
+	return err
+}
+
+// withProgress wraps src so a terminal shows the records read.
+func withProgress(src inventory.Source, p *progress) inventory.Source {
+	if add := p.adder("read inventory "+src.Name(), -1); add != nil {
+		return countingSource{src, add}
+	}
+	return src
 }

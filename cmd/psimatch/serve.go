@@ -213,8 +213,9 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 			return fail(withHint(err, exitInput, "check --tls-cert and --tls-key"))
 		}
 		rs.certFile = certFile
-		rs.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-		go func() { rs.errc <- rs.http.Serve(tls.NewListener(ln, rs.http.TLSConfig)) }()
+		rs.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// ServeTLS (unlike Serve on a tls.Listener) also sets up HTTP/2.
+		go func() { rs.errc <- rs.http.ServeTLS(ln, "", "") }()
 	}
 	rs.url = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
 	log.Info("serving", "url", rs.url, "epoch", rs.srv.Epoch(), "set_size", rs.srv.SetSize(), "suite", suite.Name())

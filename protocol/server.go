@@ -433,10 +433,14 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers
 	if want := r.Header.Get(HeaderElements); want != "" && want != strconv.Itoa(n) {
 		return refuse(errorf(http.StatusBadRequest, "count_mismatch", "%s says %s elements but the body holds %d bytes (%d-byte elements)", HeaderElements, want, len(body), size))
 	}
-	// Reserve the elements against what the session declared.
+	if len(body) == 0 || len(body)%size != 0 {
+		return refuse(errorf(http.StatusBadRequest, "bad_element", "the body has %d bytes, not a positive multiple of the %d-byte element size", len(body), size))
+	}
+	// Reserve the elements against what the session declared. Only a
+	// reserved batch is handed back when it is refused below.
 	s.mu.Lock()
 	left := sess.declared[kind] - sess.evaluated[kind]
-	if len(body)%size == 0 && n <= left {
+	if n <= left {
 		sess.evaluated[kind] += n
 	}
 	s.mu.Unlock()

@@ -130,10 +130,15 @@ func NewMembersBlinder(s *Suite, publicKey []byte) (*MembersBlinder, error) {
 // input order. The inputs are kept for Finalize.
 func (b *MembersBlinder) Blind(inputs []ident.Input) ([]byte, error) {
 	blinds := make([]group.Scalar, len(inputs))
-	for i := range blinds {
+	// Blinds are drawn inside the parallel loop, each just before its use.
+	draw := func(i int) group.Scalar {
 		blinds[i] = b.suite.g.RandomNonZeroScalar(rand.Reader)
+		return blinds[i]
 	}
-	return b.blindWith(len(inputs), func(i int) []byte { return inputs[i][:] }, blinds)
+	b.n, b.input, b.blinds = len(inputs), func(i int) []byte { return inputs[i][:] }, blinds
+	var err error
+	b.blinded, err = b.suite.blindInputs(len(inputs), b.input, draw)
+	return b.blinded, err
 }
 
 // blindWith blinds n inputs with the given blinds (RFC 9497 test vectors

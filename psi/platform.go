@@ -59,7 +59,7 @@ type BuildOptions struct {
 
 // buildBatch is how many eligible identifiers travel together from the
 // inventory scan to an evaluating worker.
-const buildBatch = 4096
+const buildBatch = 512
 
 // BuildSet evaluates every eligible identifier that scan yields under the
 // epoch key and returns the epoch's set. scan is the policy filter's stream,

@@ -168,6 +168,9 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	if err := json.Unmarshal(raw, &sess); err != nil || sess.ID == "" || sess.MaxBatch <= 0 {
 		return nil, fmt.Errorf("%w: the session answer is not valid", ErrBadResponse)
 	}
+	if sess.Mode != opt.Mode {
+		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, opt.Mode, sess.Mode)
+	}
 	suite, err := psi.SuiteByName(sess.Suite, sess.Verifiable)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)

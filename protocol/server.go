@@ -300,6 +300,9 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	if err := dec.Decode(&req); err != nil {
 		return errorf(http.StatusBadRequest, "malformed", "the session request is not the expected JSON object: %v", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(http.StatusBadRequest, "malformed", "the session request has data after its JSON object")
+	}
 	st := s.current.Load()
 	ev := SessionEvent{Advertiser: a.Name, Mode: req.Mode, Epoch: st.id, Elements: req.Elements}
 	refuse := func(e *apiError) *apiError {

@@ -46,7 +46,15 @@ type MatchOptions struct {
 	Mode string // ModeCount (default) or ModeMembers
 	// MaxSetBytes bounds the set download (default 4 GiB).
 	MaxSetBytes int64
+	// RequireVerifiable refuses a server that does not run RFC 9497
+	// verifiable mode (members mode: every answer then carries proofs that
+	// the published epoch key was used).
+	RequireVerifiable bool
 }
+
+// ErrNotVerifiable is returned when RequireVerifiable is set and the server
+// does not run verifiable mode.
+var ErrNotVerifiable = errors.New("protocol: the server does not run verifiable mode, which was required")
 
 // Counts holds a number per kind.
 type Counts struct {
@@ -170,6 +178,9 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	}
 	if sess.Mode != opt.Mode {
 		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, opt.Mode, sess.Mode)
+	}
+	if opt.RequireVerifiable && (!sess.Verifiable || sess.Mode != ModeMembers) {
+		return nil, ErrNotVerifiable
 	}
 	suite, err := psi.SuiteByName(sess.Suite, sess.Verifiable)
 	if err != nil {

@@ -280,15 +280,28 @@ func (SessionEvent) EventName() string { return "session" }
 // EventName names the event in the audit log.
 func (EvaluateEvent) EventName() string { return "evaluate" }
 
-func (s *Server) audit(ev audit.Named) {
+// audit writes an event to the audit log. Refusals and inventory loads are
+// logged best effort; an opened session or an evaluated batch that cannot
+// be logged is not served (see errAuditUnavailable): every evaluated
+// element count is in the log, or nothing was evaluated.
+func (s *Server) audit(ev audit.Named) error {
 	if s.cfg.Audit == nil {
-		return
+		return nil
 	}
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
 	if err := s.cfg.Audit.Write(ev); err != nil {
 		s.log.Error("writing the audit log", "err", err)
+		return err
 	}
+	return nil
+}
+
+// errAuditUnavailable answers a request that could not be logged.
+func errAuditUnavailable() *apiError {
+	e := errorf(http.StatusServiceUnavailable, "audit_unavailable", "the server cannot write its audit log; nothing was evaluated, retry later")
+	e.retryAfter = time.Minute
+	return e
 }
 
 const maxControlBody = 16 << 10
@@ -346,11 +359,13 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	}
 	id := newSessionID()
 	sess := &session{id: id, advertiser: a, mode: req.Mode, epoch: st, declared: declared, expires: now.Add(s.cfg.SessionTTL)}
+	ev.Session, ev.Outcome = id, "opened"
+	if err := s.audit(ev); err != nil {
+		return errAuditUnavailable()
+	}
 	s.mu.Lock()
 	s.sessions[id] = sess
 	s.mu.Unlock()
-	ev.Session, ev.Outcome = id, "opened"
-	s.audit(ev)
 	s.metrics.sessions.WithLabelValues(req.Mode).Inc()
 	enc, digest := st.setFor(req.Mode)
 	resp := SessionResponse{
@@ -458,7 +473,12 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers
 		return refuse(errorf(http.StatusBadRequest, "bad_element", "%v", err))
 	}
 	ev.Elements, ev.Outcome = n, "evaluated"
-	s.audit(ev)
+	if err := s.audit(ev); err != nil {
+		s.mu.Lock()
+		sess.evaluated[kind] -= n
+		s.mu.Unlock()
+		return errAuditUnavailable()
+	}
 	s.metrics.elements.WithLabelValues(sess.mode).Add(float64(n))
 	w.Header().Set("Content-Type", contentElements)
 	w.Header().Set(HeaderElements, strconv.Itoa(n))

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -42,19 +43,33 @@ func (l *lockedBuffer) String() string {
 
 // TestDiskRefusesWrites: the server on a disk that refuses writes. A set
 // that cannot be saved stops New with a clear error, and a rotation that
-// cannot save keeps the previous epoch serving; an audit log that cannot be
-// written is logged as an error on every event.
+// cannot save keeps the previous epoch serving; while the audit log cannot
+// be written, no session is opened (503 audit_unavailable, nothing
+// evaluated unlogged), and serving resumes when it can.
 func TestDiskRefusesWrites(t *testing.T) {
 	f := newFixture(t, false)
 	var logs lockedBuffer
 	f.srv.log = slog.New(slog.NewTextHandler(&logs, nil))
+	working := f.srv.cfg.Audit
 	f.srv.cfg.Audit = failingAudit{}
-	rep, err := f.client("member").Match(context.Background(), f.list, MatchOptions{})
-	if err != nil || rep.Matched.Email+rep.Matched.Phone != f.truth.Overlap {
+	_, err := f.client("member").Match(context.Background(), f.list, MatchOptions{})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != 503 || se.Reason != "audit_unavailable" {
 		t.Fatalf("with a failing audit log: %v", err)
 	}
-	if n := strings.Count(logs.String(), "writing the audit log"); n < 3 {
-		t.Fatalf("%d audit failures logged, want one per event:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "writing the audit log"); n < 1 {
+		t.Fatalf("audit failure not logged:\n%s", logs.String())
+	}
+	f.srv.mu.Lock()
+	open := len(f.srv.sessions)
+	f.srv.mu.Unlock()
+	if open != 0 {
+		t.Fatalf("%d sessions opened without an audit record", open)
+	}
+	f.srv.cfg.Audit = working
+	rep, err := f.client("member").Match(context.Background(), f.list, MatchOptions{})
+	if err != nil || rep.Matched.Email+rep.Matched.Phone != f.truth.Overlap {
+		t.Fatalf("after the audit log recovered: %v", err)
 	}
 
 	// The sets directory refuses new files: a rotation fails, the old

@@ -194,6 +194,18 @@ func TestVerifiableMembers(t *testing.T) {
 	if *rep.MatchedRows != f.truth.Overlap || !rep.Verifiable {
 		t.Fatalf("%+v", rep)
 	}
+	rep, err = f.client("member").Match(context.Background(), f.list, MatchOptions{Mode: ModeMembers, RequireVerifiable: true})
+	if err != nil || !rep.Verifiable {
+		t.Fatalf("required and given: %v", err)
+	}
+}
+
+func TestRequireVerifiableRefusesBaseServer(t *testing.T) {
+	f := newFixture(t, false)
+	_, err := f.client("member").Match(context.Background(), f.list, MatchOptions{Mode: ModeMembers, RequireVerifiable: true})
+	if !errors.Is(err, ErrNotVerifiable) {
+		t.Fatalf("got %v", err)
+	}
 }
 
 func statusOf(err error) (int, string) {

@@ -42,6 +42,7 @@ Identifiers are normalized, deduplicated and blinded before anything is sent.`,
 			&cli.StringFlag{Name: "email-column", Value: "email", Usage: "`NAME` of the plaintext email column"},
 			&cli.StringFlag{Name: "phone-column", Value: "phone", Usage: "`NAME` of the plaintext phone column"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "`DIR` to cache the platform's set per epoch (default: the user cache directory)"},
+			&cli.BoolFlag{Name: "verifiable", Usage: "members mode: refuse a server that does not prove (RFC 9497 VOPRF) that it used its published key"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "read and normalize the input and print what would be sent, without contacting the server"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 		},
@@ -53,6 +54,9 @@ func matchAction(c *cli.Context) error {
 	mode := c.String("mode")
 	if mode != protocol.ModeCount && mode != protocol.ModeMembers {
 		return usageError("--mode: want count or members")
+	}
+	if c.Bool("verifiable") && mode != protocol.ModeMembers {
+		return usageError("--verifiable needs --mode members: count-mode answers are shuffled, which a proof cannot cover")
 	}
 	if c.String("matches") != "" && mode != protocol.ModeMembers {
 		return usageError("--matches needs --mode members: count mode does not say which rows matched")
@@ -87,7 +91,7 @@ func matchAction(c *cli.Context) error {
 		return err
 	}
 	cl.Progress = bar.set
-	rep, err := cl.Match(c.Context, list, protocol.MatchOptions{Mode: mode})
+	rep, err := cl.Match(c.Context, list, protocol.MatchOptions{Mode: mode, RequireVerifiable: c.Bool("verifiable")})
 	bar.done()
 	if err != nil {
 		return classifyClientError(err, c.String("server"))
@@ -193,6 +197,8 @@ func classifyClientError(err error, server string) error {
 		return withHint(err, exitNetwork, "the server's certificate does not name "+server+"; check --server")
 	case errors.As(err, &dnsErr), errors.As(err, &opErr), errors.Is(err, context.DeadlineExceeded):
 		return withHint(err, exitNetwork, "could not reach the server at "+server+"; check --server and that the server is running")
+	case errors.Is(err, protocol.ErrNotVerifiable):
+		return withHint(err, exitProtocol, "this server does not prove its evaluations; ask the platform to run serve --verifiable, or match without --verifiable")
 	case errors.As(err, &ee), errors.Is(err, psi.ErrProof), errors.Is(err, psi.ErrProofMissing),
 		errors.Is(err, psi.ErrEvaluationCount), errors.Is(err, protocol.ErrSetDigest), errors.Is(err, protocol.ErrBadResponse):
 		return withHint(err, exitProtocol, "the server sent something invalid; no result is claimed. Tell the platform")

@@ -58,7 +58,7 @@ func psimatchBinary(b *testing.B) string {
 type loopbackSize struct{ platform, advertiser int }
 
 func loopbackSizes() []loopbackSize {
-	sizes := []loopbackSize{{100_000, 10_000}}
+	sizes := []loopbackSize{{50_000, 5_000}}
 	if large {
 		sizes = append(sizes,
 			loopbackSize{1_000_000, 10_000}, loopbackSize{1_000_000, 100_000}, loopbackSize{1_000_000, 1_000_000},

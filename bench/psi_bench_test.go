@@ -19,7 +19,8 @@ func BenchmarkPSI(b *testing.B) {
 			s := suite(b, name, false)
 			// P-256 in circl goes through math/big (hash to group costs two
 			// scalar multiplications): by default it gets the smaller
-			// batches, on all cores only (the precompute on one core).
+			// batches, on all cores only, and no precompute, speed-up or
+			// session steps (they run with PSIMATCH_BENCH_LARGE=1).
 			full := name == "ristretto255" || large
 			batches, precompute, speedup := []int{1024}, []int{4096}, []int{4096}
 			cores, precomputeCores := coreCounts()[len(coreCounts())-1:], []int{1}
@@ -48,12 +49,18 @@ func BenchmarkPSI(b *testing.B) {
 				if full {
 					forSizes(b, "members-verifiable", batches, cores[len(cores)-1:], func(b *testing.B, n, c int) { benchVerifiablePlatform(b, name, n, c) })
 				}
+				if !full {
+					return // P-256 by default: the per-session steps only (time budget of the default run)
+				}
 				forSizes(b, "precompute", precompute, precomputeCores, func(b *testing.B, n, c int) { benchPrecompute(b, s, n, c) })
 				if runtime.GOMAXPROCS(0) > 1 {
 					forSizes(b, "speedup", speedup, cores[len(cores)-1:], func(b *testing.B, n, _ int) { benchSpeedup(b, s, n) })
 				}
 			})
 			b.Run("session", func(b *testing.B) {
+				if !full {
+					b.Skip("P-256 sessions run with PSIMATCH_BENCH_LARGE=1")
+				}
 				sizes := batches[:min(len(batches), 2)]
 				if large {
 					sizes = []int{65536}

@@ -66,7 +66,7 @@ func (k *Key) OPRFKey() *oprf.PrivateKey { return k.sk }
 // ProofChunk is the number of elements covered by one DLEQ batch proof in
 // verifiable mode. Proving chunk by chunk spreads the proof work over the
 // cores and keeps each batch within RFC 9497's 16-bit composite index.
-const ProofChunk = 1024
+const ProofChunk = 256
 
 // Evaluation is the platform's answer to one batch of blinded elements.
 type Evaluation struct {

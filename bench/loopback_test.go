@@ -185,14 +185,35 @@ func BenchmarkLoopback(b *testing.B) {
 				cmd := exec.Command(bin, "match", "--quiet", "--server", url, "--ca-cert", cert, "--token", token,
 					"--input", filepath.Join(dir, "customers.csv"), "--report", report,
 					"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i)))
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
 				t0 := time.Now()
-				out, err := cmd.CombinedOutput()
-				elapsed += time.Since(t0)
-				if err != nil {
-					b.Fatalf("psimatch match: %v\n%s", err, out)
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
 				}
-				if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-					clientHW = max(clientHW, float64(ru.Maxrss)*1024)
+				// The child's rusage Maxrss would count the memory it shared
+				// with this process before exec; its own VmHWM, read until
+				// it exits, does not.
+				done := make(chan struct{})
+				hw := make(chan float64, 1)
+				go func() {
+					peak := 0.0
+					for {
+						peak = max(peak, peakRSS(cmd.Process.Pid))
+						select {
+						case <-done:
+							hw <- peak
+							return
+						case <-time.After(10 * time.Millisecond):
+						}
+					}
+				}()
+				err := cmd.Wait()
+				elapsed += time.Since(t0)
+				close(done)
+				clientHW = max(clientHW, <-hw)
+				if err != nil {
+					b.Fatalf("psimatch match: %v\n%s", err, out.String())
 				}
 				raw, err := os.ReadFile(report)
 				if err != nil || json.Unmarshal(raw, &rep) != nil {

@@ -226,7 +226,7 @@ func (b *MembersBlinder) verify(lo, hi int, evs []group.Element, proofBytes []by
 		return fmt.Errorf("%w (elements %d to %d: malformed proof)", ErrProof, lo, hi-1)
 	}
 	v := dleq.Verifier{Params: dleq.Params{G: s.g, H: s.hash, DST: s.dleqDST}}
-	if !v.VerifyBatchRFC9497(b.pk, bl, evs, proof) {
+	if !v.VerifyBatchRFC9497(b.pk.Copy(), bl, evs, proof) { // a copy: see Key.Evaluate
 		return fmt.Errorf("%w (elements %d to %d)", ErrProof, lo, hi-1)
 	}
 	return nil

@@ -23,7 +23,8 @@ type Key struct {
 	epoch string
 	sk    *oprf.PrivateKey
 	k     group.Scalar
-	pk    group.Element
+	pk    group.Element // never marshalled in place: P-256's encoder writes to its element
+	pkEnc []byte        // the encoded public key, made once
 }
 
 // DeriveEpochKey derives the key of epoch from the master seed:
@@ -44,7 +45,16 @@ func DeriveEpochKey(s *Suite, seed []byte, epoch string) (*Key, error) {
 	if err := k.UnmarshalBinary(raw); err != nil {
 		return nil, err
 	}
-	return &Key{suite: s, epoch: epoch, sk: sk, k: k, pk: s.g.NewElement().MulGen(k)}, nil
+	return newKey(s, epoch, sk, k)
+}
+
+func newKey(s *Suite, epoch string, sk *oprf.PrivateKey, k group.Scalar) (*Key, error) {
+	pk := s.g.NewElement().MulGen(k)
+	enc, err := pk.Copy().MarshalBinaryCompress()
+	if err != nil {
+		return nil, err
+	}
+	return &Key{suite: s, epoch: epoch, sk: sk, k: k, pk: pk, pkEnc: enc}, nil
 }
 
 // Suite returns the key's suite.
@@ -56,8 +66,7 @@ func (k *Key) Epoch() string { return k.epoch }
 // PublicKey returns the encoded public key k·G, which verifiable clients
 // check proofs against.
 func (k *Key) PublicKey() []byte {
-	b, _ := k.pk.MarshalBinaryCompress()
-	return b
+	return append([]byte(nil), k.pkEnc...)
 }
 
 // OPRFKey returns the circl private key, for interoperability tests.
@@ -126,7 +135,9 @@ func (k *Key) Evaluate(blinded []byte, shuffle bool, limit int) (*Evaluation, er
 		if !prove {
 			return nil
 		}
-		proof, err := dleq.Prover{Params: k.dleqParams()}.ProveBatchRFC9497(k.k, k.pk, in, ev, rand.Reader)
+		// circl's P-256 encoder reduces its element in place, so each
+		// worker proves against its own copy of the public key.
+		proof, err := dleq.Prover{Params: k.dleqParams()}.ProveBatchRFC9497(k.k, k.pk.Copy(), in, ev, rand.Reader)
 		if err != nil {
 			return fmt.Errorf("psi: proving the evaluation: %w", err)
 		}

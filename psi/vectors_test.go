@@ -169,5 +169,9 @@ func keyFromScalar(t *testing.T, s *Suite, raw []byte) *Key {
 	if err := sk.UnmarshalBinary(s.OPRF(), raw); err != nil {
 		t.Fatal(err)
 	}
-	return &Key{suite: s, epoch: "rfc", sk: sk, k: k, pk: s.g.NewElement().MulGen(k)}
+	key, err := newKey(s, "rfc", sk, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

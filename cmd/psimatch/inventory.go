@@ -133,11 +133,17 @@ func openInventory(c *cli.Context, spec string, format inventory.Format) (invent
 			return nil, nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
 		}
 	}
-	f, err := os.Open(spec)
+	return openInventoryFile(spec, format)
+}
+
+// openInventoryFile opens an inventory file in a known format; the returned
+// function closes it. serve calls it for every read of the inventory.
+func openInventoryFile(path string, format inventory.Format) (inventory.Source, func() error, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, withHint(err, exitInput, "check the path given to --inventory")
 	}
-	src, err := inventory.NewSource(f, spec, format)
+	src, err := inventory.NewSource(f, path, format)
 	if err != nil {
 		f.Close()
 		return nil, nil, err

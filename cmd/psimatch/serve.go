@@ -271,16 +271,5 @@ func inventoryOpener(spec, format, query string) (func(ctx context.Context) (inv
 	if _, err := os.Stat(spec); err != nil {
 		return nil, withHint(err, exitInput, "check the path given to --inventory")
 	}
-	return func(ctx context.Context) (inventory.Source, func() error, error) {
-		file, err := os.Open(spec)
-		if err != nil {
-			return nil, nil, err
-		}
-		src, err := inventory.NewSource(file, spec, f)
-		if err != nil {
-			file.Close()
-			return nil, nil, err
-		}
-		return src, file.Close, nil
-	}, nil
+	return func(context.Context) (inventory.Source, func() error, error) { return openInventoryFile(spec, f) }, nil
 }

@@ -81,7 +81,7 @@ func TestDemoAndPieces(t *testing.T) {
 	bad := filepath.Join(dir, "bad.csv")
 	os.WriteFile(bad, []byte("name,mail\nx,y@example.com\n"), 0o600)
 	_, errOut, code = runBin(t, bin, nil, "match", "--input", bad, "--dry-run")
-	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, `"mail"`) {
+	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, mail") {
 		t.Fatalf("missing column exit %d:\n%s", code, errOut)
 	}
 	// An unreachable server names the URL.

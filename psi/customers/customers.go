@@ -114,7 +114,7 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	found := make([]string, len(header))
 	for i, h := range header {
 		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		found[i] = h
+		found[i] = ident.ColumnLabel(i, h) // a headerless file starts with a record: show no value
 		switch strings.ToLower(h) {
 		case strings.ToLower(emailCol):
 			cols = append(cols, column{i, h, ident.Email, false})
@@ -127,8 +127,8 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 		}
 	}
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("%w in %s: found columns %q; want %s, %s, email_sha256 or phone_sha256",
-			ErrNoIdentifierColumn, opt.Name, found, emailCol, phoneCol)
+		return nil, fmt.Errorf("%w in %s: found columns %s; want %s, %s, email_sha256 or phone_sha256",
+			ErrNoIdentifierColumn, opt.Name, strings.Join(found, ", "), emailCol, phoneCol)
 	}
 	l := &List{}
 	seen := [3]map[ident.Input]int32{{}, {}, {}}

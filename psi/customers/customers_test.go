@@ -69,8 +69,14 @@ func TestRead(t *testing.T) {
 
 func TestMissingColumn(t *testing.T) {
 	_, err := Read(strings.NewReader("name,mail\nx,y\n"), Options{Name: "c.csv"}, nil)
-	if !errors.Is(err, ErrNoIdentifierColumn) || !strings.Contains(err.Error(), `"mail"`) {
+	if !errors.Is(err, ErrNoIdentifierColumn) || !strings.Contains(err.Error(), "name, mail") {
 		t.Fatalf("got %v", err)
+	}
+	// A file without a header: its first record must not be echoed.
+	_, err = Read(strings.NewReader("alice@example.com,+14155550132\n"), Options{Name: "c.csv"}, nil)
+	if !errors.Is(err, ErrNoIdentifierColumn) || strings.Contains(err.Error(), "alice") || strings.Contains(err.Error(), "4155") ||
+		!strings.Contains(err.Error(), "(column 1), (column 2)") {
+		t.Fatalf("headerless: %v", err)
 	}
 	l, err := Read(strings.NewReader("name,mail\nx,a@b.co\n"), Options{EmailColumn: "mail"}, nil)
 	if err != nil || l.Sent(ident.Email) != 1 {

@@ -82,3 +82,22 @@ func FromDigest(k Kind, digest [sha256.Size]byte) Input {
 func FromNormalized(k Kind, normalized string) Input {
 	return FromDigest(k, sha256.Sum256([]byte(normalized)))
 }
+
+// ColumnLabel is how a CSV header cell is shown in an error or a hint: its
+// text when it looks like a column name (letters, digits after the first
+// character, '_', at most 32 bytes), else only its 1-based position. A file
+// without a header has a record on its first line, whose values must never
+// be shown.
+func ColumnLabel(i int, h string) string {
+	if len(h) == 0 || len(h) > 32 {
+		return fmt.Sprintf("(column %d)", i+1)
+	}
+	for j := 0; j < len(h); j++ {
+		c := h[j]
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !(letter || c == '_' || j > 0 && '0' <= c && c <= '9') {
+			return fmt.Sprintf("(column %d)", i+1)
+		}
+	}
+	return h
+}

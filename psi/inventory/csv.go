@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"github.com/psimatch/psimatch/psi/ident"
 	"io"
 	"strings"
 )
@@ -77,7 +78,7 @@ func (s *csvSource) readHeader() error {
 			h = strings.TrimPrefix(h, "\ufeff") // a byte order mark
 		}
 		h = strings.TrimSpace(h)
-		found[i] = columnLabel(i, h)
+		found[i] = ident.ColumnLabel(i, h)
 		f := fieldIndex(h)
 		if f < 0 {
 			continue // extra columns are ignored
@@ -98,22 +99,6 @@ func (s *csvSource) readHeader() error {
 			s.name, strings.Join(missing, ", "), strings.Join(found, ", "), strings.Join(fieldNames[:], ", "))
 	}
 	return nil
-}
-
-// columnLabel is how a header column is shown in an error: its name when it
-// looks like a column name, else only its position. A file without a header
-// has a record on its first line, whose values must not be shown.
-func columnLabel(i int, h string) string {
-	if len(h) == 0 || len(h) > 32 {
-		return fmt.Sprintf("(column %d)", i+1)
-	}
-	for j := 0; j < len(h); j++ {
-		c := h[j]
-		if !(isASCIILetter(c) || c == '_' || j > 0 && '0' <= c && c <= '9') {
-			return fmt.Sprintf("(column %d)", i+1)
-		}
-	}
-	return h
 }
 
 // fatal turns an error that ends a CSV scan into one naming the position.

@@ -2,7 +2,7 @@
 //
 // Both parties must turn the same person's identifier into the same bytes or
 // a match silently fails. Normalize turns a raw email or phone number into its
-// canonical form (rules in NORMALIZATION.md), ParseHashed accepts the SHA-256
+// canonical form (rules in NORMALIZATION.md of the design, restated in protocol/README.md), ParseHashed accepts the SHA-256
 // of a normalized value, and FromNormalized / FromDigest build the PRF input
 // `kind tag || SHA-256(normalized)` so a plaintext identifier and its hash
 // give the same input. NormalizeLines streams a file of values, one a line,

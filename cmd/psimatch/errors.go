@@ -91,5 +91,6 @@ func isFlagError(err error) bool {
 	return strings.HasPrefix(msg, "flag provided but not defined") ||
 		strings.HasPrefix(msg, "Required flag") ||
 		strings.HasPrefix(msg, "invalid value") ||
-		strings.Contains(msg, "flag needs an argument")
+		strings.Contains(msg, "flag needs an argument") ||
+		strings.HasPrefix(msg, "No help topic for") // an unknown command
 }

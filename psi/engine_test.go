@@ -322,3 +322,15 @@ func TestBatchInvert(t *testing.T) {
 		}
 	}
 }
+
+// evaluateOwn (a test helper: BuildSet does this work from the policy
+// filter's stream) computes, for each of the platform's own inputs, the prefixes
+// of its count-mode output H(ctx || k·H(x)) and of its members-mode output
+// (the RFC 9497 output, equal to circl's FullEvaluate), on all cores. This is
+// the once-per-epoch work: one hash to group and one scalar multiplication
+// per identifier.
+func (k *Key) evaluateOwn(inputs []ident.Input, count, members []Prefix) error {
+	return parallel(len(inputs), chunkSize, func(lo, hi int) error {
+		return k.evaluateRange(inputs[lo:hi], count[lo:hi], members[lo:hi])
+	})
+}

@@ -18,17 +18,6 @@ const PrefixSize = 16
 // Prefix is the first PrefixSize bytes of an output.
 type Prefix [PrefixSize]byte
 
-// evaluateOwn computes, for each of the platform's own inputs, the prefixes
-// of its count-mode output H(ctx || k·H(x)) and of its members-mode output
-// (the RFC 9497 output, equal to circl's FullEvaluate), on all cores. This is
-// the once-per-epoch work: one hash to group and one scalar multiplication
-// per identifier.
-func (k *Key) evaluateOwn(inputs []ident.Input, count, members []Prefix) error {
-	return parallel(len(inputs), chunkSize, func(lo, hi int) error {
-		return k.evaluateRange(inputs[lo:hi], count[lo:hi], members[lo:hi])
-	})
-}
-
 // DefaultMaxClientRows is the largest advertiser list the set's truncation
 // is sized for unless the operator says otherwise (2^24 rows).
 const DefaultMaxClientRows = 1 << 24

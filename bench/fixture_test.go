@@ -15,6 +15,7 @@ import (
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/psimatch/psimatch/psi/setcodec"
 )
 
@@ -52,7 +53,7 @@ func newFixture(platformRecords, advertiserRows int) (*fixture, error) {
 		return nil, err
 	}
 	f := &fixture{truth: truth}
-	pol, err := inventory.NewPolicy(inventory.Config{})
+	pol, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}})
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func readCustomers(r io.Reader) ([]normalized, error) {
 			if rec[c.col] == "" {
 				continue
 			}
-			v, err := ident.Normalize(c.kind, rec[c.col], "")
+			v, err := normalize.Value(c.kind, rec[c.col], "")
 			if err != nil {
 				return nil, fmt.Errorf("customer list line %d: %w", len(out)+2, err)
 			}
@@ -193,11 +194,11 @@ func countSession(p *platform, customers []normalized) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		ev, err := p.key.Evaluate(blinded, true, 0)
+		ev, err := p.key.Evaluate(blinded, psi.ModeCount, 0)
 		if err != nil {
 			return 0, err
 		}
-		out, err := cb.Finalize(ev.Elements)
+		out, err := cb.Finalize(ev)
 		if err != nil {
 			return 0, err
 		}
@@ -226,7 +227,7 @@ func membersSession(p *platform, customers []normalized) ([]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	ev, err := p.key.Evaluate(blinded, false, 0)
+	ev, err := p.key.Evaluate(blinded, psi.ModeMembers, 0)
 	if err != nil {
 		return nil, err
 	}

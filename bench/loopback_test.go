@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/advertisers"
 	"github.com/psimatch/psimatch/internal/synth"
 	"github.com/psimatch/psimatch/protocol"
-	"github.com/psimatch/psimatch/protocol/advertisers"
 	"github.com/psimatch/psimatch/psi"
 )
 

@@ -146,10 +146,10 @@ func benchAdvertiser(b *testing.B, s *psi.Suite, mode string, n, cores int) {
 			})
 			check(b, err)
 			b.StopTimer()
-			ev, err := key.Evaluate(blinded, true, 0)
+			ev, err := key.Evaluate(blinded, psi.ModeCount, 0)
 			check(b, err)
 			b.StartTimer()
-			op.add(func() { _, err = cb.Finalize(ev.Elements) })
+			op.add(func() { _, err = cb.Finalize(ev) })
 		case "members":
 			var mb *psi.MembersBlinder
 			var blinded []byte
@@ -160,7 +160,7 @@ func benchAdvertiser(b *testing.B, s *psi.Suite, mode string, n, cores int) {
 			})
 			check(b, err)
 			b.StopTimer()
-			ev, err := key.Evaluate(blinded, false, 0)
+			ev, err := key.Evaluate(blinded, psi.ModeMembers, 0)
 			check(b, err)
 			b.StartTimer()
 			op.add(func() { _, err = mb.Finalize(ev) })
@@ -203,7 +203,7 @@ func benchPlatform(b *testing.B, s *psi.Suite, mode string, n, cores int) {
 	var op meter
 	for b.Loop() {
 		var err error
-		op.measure(func() { _, err = key.Evaluate(blinded, mode == "count", 0) })
+		op.measure(func() { _, err = key.Evaluate(blinded, modeOf(mode), 0) })
 		check(b, err)
 		b.StopTimer()
 		fl.step()
@@ -260,11 +260,11 @@ func benchSpeedup(b *testing.B, s *psi.Suite, n int) {
 	var one, all, mul1, mulP meter
 	for b.Loop() {
 		var err error
-		all.measure(func() { _, err = key.Evaluate(blinded, true, 0) })
+		all.measure(func() { _, err = key.Evaluate(blinded, psi.ModeCount, 0) })
 		check(b, err)
 		b.StopTimer()
 		runtime.GOMAXPROCS(1)
-		one.measure(func() { _, err = key.Evaluate(blinded, true, 0) })
+		one.measure(func() { _, err = key.Evaluate(blinded, psi.ModeCount, 0) })
 		runtime.GOMAXPROCS(p)
 		check(b, err)
 		mul1.measure(func() { ops.mulBatch(n, 1) })
@@ -304,7 +304,7 @@ func benchVerifiableAdvertiser(b *testing.B, name string, n, cores int) {
 			return err
 		}
 		b.StopTimer()
-		ev, err := sd.key.Evaluate(blinded, false, 0)
+		ev, err := sd.key.Evaluate(blinded, psi.ModeMembers, 0)
 		b.StartTimer()
 		if err != nil {
 			return err
@@ -332,10 +332,10 @@ func benchVerifiablePlatform(b *testing.B, name string, n, cores int) {
 	var vm, bm meter
 	for b.Loop() {
 		var err error
-		vm.measure(func() { _, err = kv.Evaluate(bv, false, 0) })
+		vm.measure(func() { _, err = kv.Evaluate(bv, psi.ModeMembers, 0) })
 		check(b, err)
 		b.StopTimer()
-		bm.measure(func() { _, err = kb.Evaluate(bb, false, 0) })
+		bm.measure(func() { _, err = kb.Evaluate(bb, psi.ModeMembers, 0) })
 		check(b, err)
 		b.StartTimer()
 	}
@@ -468,4 +468,13 @@ func check(b testing.TB, err error) {
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// modeOf parses a benchmark's mode name.
+func modeOf(name string) psi.Mode {
+	m, err := psi.ParseMode(name)
+	if err != nil {
+		panic(err)
+	}
+	return m
 }

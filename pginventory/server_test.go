@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 // These tests run against a real PostgreSQL server named by the environment
@@ -174,7 +175,7 @@ type result struct {
 
 func newPolicy(t *testing.T) *inventory.Policy {
 	t.Helper()
-	p, err := inventory.NewPolicy(inventory.Config{})
+	p, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/psimatch/psimatch/protocol/store"
+	"github.com/psimatch/psimatch/internal/atomicfile"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/customers"
 	"github.com/psimatch/psimatch/psi/ident"
@@ -43,7 +43,7 @@ type Client struct {
 
 // MatchOptions selects the mode of a match.
 type MatchOptions struct {
-	Mode string // ModeCount (default) or ModeMembers
+	Mode psi.Mode // psi.ModeCount when zero
 	// MaxSetBytes bounds the set download (default 4 GiB).
 	MaxSetBytes int64
 	// RequireVerifiable refuses a server that does not run RFC 9497
@@ -56,37 +56,26 @@ type MatchOptions struct {
 // does not run verifiable mode.
 var ErrNotVerifiable = errors.New("protocol: the server does not run verifiable mode, which was required")
 
-// Counts holds a number per kind.
-type Counts struct {
-	Email int `json:"email"`
-	Phone int `json:"phone"`
-}
-
-func (c *Counts) add(k ident.Kind, n int) {
-	if k == ident.Email {
-		c.Email += n
-	} else {
-		c.Phone += n
-	}
-}
+// Counts holds a number per kind, as {"email": n, "phone": m}.
+type Counts = ident.PerKind[int]
 
 // Report is the result of a match, as written by `psimatch match --report`.
 type Report struct {
-	Mode          string  `json:"mode"`
-	Epoch         string  `json:"epoch"`
-	Suite         string  `json:"suite"`
-	Verifiable    bool    `json:"verifiable"`
-	Rows          int     `json:"rows"`
-	Invalid       Counts  `json:"invalid"`
-	Sent          Counts  `json:"sent"`
-	Matched       Counts  `json:"matched"`
-	MatchedRows   *int    `json:"matched_rows,omitempty"`
-	ServerSetSize int     `json:"server_set_size"`
-	SetBytes      int     `json:"set_bytes"` // size of the coded set (downloaded unless from the cache)
-	SetFromCache  bool    `json:"set_from_cache"`
-	BytesSent     int64   `json:"bytes_sent"`
-	BytesReceived int64   `json:"bytes_received"`
-	Seconds       float64 `json:"seconds"`
+	Mode          psi.Mode `json:"mode"`
+	Epoch         string   `json:"epoch"`
+	Suite         string   `json:"suite"`
+	Verifiable    bool     `json:"verifiable"`
+	Rows          int      `json:"rows"`
+	Invalid       Counts   `json:"invalid"`
+	Sent          Counts   `json:"sent"`
+	Matched       Counts   `json:"matched"`
+	MatchedRows   *int     `json:"matched_rows,omitempty"`
+	ServerSetSize int      `json:"server_set_size"`
+	SetBytes      int      `json:"set_bytes"` // size of the coded set (downloaded unless from the cache)
+	SetFromCache  bool     `json:"set_from_cache"`
+	BytesSent     int64    `json:"bytes_sent"`
+	BytesReceived int64    `json:"bytes_received"`
+	Seconds       float64  `json:"seconds"`
 
 	// RowMatches, in members mode, holds for each data row (0-based) the
 	// kinds that matched. Not part of the JSON report.
@@ -147,83 +136,111 @@ func (c *Client) readBody(resp *http.Response, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+// Session is an open session as the client holds it: the server's
+// announcement, checked, and the suite it names. Match uses one; a program
+// that drives the steps itself (a test playing a deviating advertiser, say)
+// calls Open, then Set and Batch or Evaluate.
+type Session struct {
+	c     *Client
+	Info  SessionResponse
+	Mode  psi.Mode
+	Suite *psi.Suite
+	pk    []byte // the decoded public key
+}
+
+// Open opens a session of mode m for the given number of distinct
+// identifiers per kind, and checks the server's answer.
+func (c *Client) Open(ctx context.Context, m psi.Mode, elements Counts) (*Session, error) {
+	body, err := json.Marshal(SessionRequest{Mode: m.String(), Elements: elements})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, PathSessions, body, http.Header{"Content-Type": {ContentJSON}})
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.readBody(resp, MaxControlBody)
+	if err != nil {
+		return nil, err
+	}
+	var info SessionResponse
+	if err := json.Unmarshal(raw, &info); err != nil || info.ID == "" || info.MaxBatch <= 0 {
+		return nil, fmt.Errorf("%w: the session answer is not valid", ErrBadResponse)
+	}
+	if info.Mode != m.String() {
+		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, m, info.Mode)
+	}
+	suite, err := psi.SuiteByName(info.Suite, info.Verifiable)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
+	}
+	if info.Verifiable && info.ProofChunk != psi.ProofChunk {
+		return nil, fmt.Errorf("%w: proof chunk %d, this client proves chunks of %d", ErrBadResponse, info.ProofChunk, psi.ProofChunk)
+	}
+	pk, err := hex.DecodeString(info.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: public key is not hex", ErrBadResponse)
+	}
+	return &Session{c: c, Info: info, Mode: m, Suite: suite, pk: pk}, nil
+}
+
 // Match runs one session for the list and returns the report. Nothing in
 // the report is claimed unless every step checked: a set that does not match
 // its digest, an evaluation of the wrong size, a malformed element or a
 // failed proof ends the match with an error.
 func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptions) (*Report, error) {
 	start := time.Now()
-	if opt.Mode == "" {
-		opt.Mode = ModeCount
+	if opt.Mode == 0 {
+		opt.Mode = psi.ModeCount
 	}
 	if opt.MaxSetBytes == 0 {
 		opt.MaxSetBytes = 4 << 30
 	}
-	req := SessionRequest{Mode: opt.Mode, Elements: map[string]int{}}
+	var sent Counts
 	for _, k := range ident.Kinds {
-		req.Elements[k.String()] = list.Sent(k)
+		*sent.At(k) = list.Sent(k)
 	}
-	body, _ := json.Marshal(req)
-	resp, err := c.do(ctx, http.MethodPost, PathSessions, body, http.Header{"Content-Type": {contentJSON}})
+	sess, err := c.Open(ctx, opt.Mode, sent)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := c.readBody(resp, maxControlBody)
-	if err != nil {
-		return nil, err
-	}
-	var sess SessionResponse
-	if err := json.Unmarshal(raw, &sess); err != nil || sess.ID == "" || sess.MaxBatch <= 0 {
-		return nil, fmt.Errorf("%w: the session answer is not valid", ErrBadResponse)
-	}
-	if sess.Mode != opt.Mode {
-		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, opt.Mode, sess.Mode)
-	}
-	if opt.RequireVerifiable && (!sess.Verifiable || sess.Mode != ModeMembers) {
+	if opt.RequireVerifiable && (!sess.Info.Verifiable || sess.Mode != psi.ModeMembers) {
 		return nil, ErrNotVerifiable
 	}
-	suite, err := psi.SuiteByName(sess.Suite, sess.Verifiable)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
-	}
-	if sess.Verifiable && sess.ProofChunk != psi.ProofChunk {
-		return nil, fmt.Errorf("%w: proof chunk %d, this client proves chunks of %d", ErrBadResponse, sess.ProofChunk, psi.ProofChunk)
-	}
-	rep := &Report{Mode: sess.Mode, Epoch: sess.Epoch, Suite: sess.Suite, Verifiable: sess.Verifiable, Rows: list.Rows, ServerSetSize: sess.SetSize, SetBytes: sess.SetBytes}
-	for _, k := range ident.Kinds {
-		rep.Invalid.add(k, list.Invalid[k])
-		rep.Sent.add(k, list.Sent(k))
-	}
-	set, cached, err := c.fetchSet(ctx, &sess, opt.MaxSetBytes)
+	info := &sess.Info
+	rep := &Report{Mode: sess.Mode, Epoch: info.Epoch, Suite: info.Suite, Verifiable: info.Verifiable, Rows: list.Rows,
+		ServerSetSize: info.SetSize, SetBytes: info.SetBytes, Invalid: list.Invalid, Sent: sent}
+	set, cached, err := sess.Set(ctx, opt.MaxSetBytes)
 	if err != nil {
 		return nil, err
 	}
 	rep.SetFromCache = cached
-	found := [3][]bool{}
+	var found ident.PerKind[[]bool]
 	for _, k := range ident.Kinds {
-		inputs := list.Inputs[k]
-		found[k] = make([]bool, 0, len(inputs))
-		for lo := 0; lo < len(inputs); lo += sess.MaxBatch {
-			hi := min(len(inputs), lo+sess.MaxBatch)
-			f, err := c.batch(ctx, &sess, suite, set, k, inputs[lo:hi])
+		inputs := list.Inputs.Get(k)
+		f := make([]bool, 0, len(inputs))
+		for lo := 0; lo < len(inputs); lo += info.MaxBatch {
+			hi := min(len(inputs), lo+info.MaxBatch)
+			got, err := sess.Batch(ctx, set, k, inputs[lo:hi])
 			if err != nil {
 				return nil, fmt.Errorf("%s batch of %d: %w", k, hi-lo, err)
 			}
-			found[k] = append(found[k], f...)
-			for _, m := range f {
+			f = append(f, got...)
+			for _, m := range got {
 				if m {
-					rep.Matched.add(k, 1)
+					*rep.Matched.At(k)++
 				}
 			}
 			c.progress("match "+k.String(), int64(hi), int64(len(inputs)))
 		}
+		*found.At(k) = f
 	}
-	if sess.Mode == ModeMembers {
+	if sess.Mode == psi.ModeMembers {
 		rows := 0
 		rep.RowMatches = make([][]ident.Kind, list.Rows)
 		for r := range list.Rows {
 			for _, k := range ident.Kinds {
-				if i := list.RowInput(k, r); i >= 0 && found[k][i] {
+				if i := list.RowInput(k, r); i >= 0 && found.Get(k)[i] {
 					rep.RowMatches[r] = append(rep.RowMatches[r], k)
 				}
 			}
@@ -238,81 +255,84 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	return rep, nil
 }
 
-// batch blinds one batch, has it evaluated and looks the outputs up. In
-// count mode the answers come back shuffled, so found[i] says only how many
-// matched, not which: the caller uses it only to count.
-func (c *Client) batch(ctx context.Context, sess *SessionResponse, suite *psi.Suite, set *setcodec.Set, k ident.Kind, inputs []ident.Input) ([]bool, error) {
-	var (
-		blinded []byte
-		err     error
-		count   *psi.CountBlinder
-		members *psi.MembersBlinder
-	)
+// Batch blinds one batch of inputs of kind k, has it evaluated and looks
+// the outputs up in set. In count mode the answers come back shuffled, so
+// found[i] says only how many matched, not which: use it only to count.
+func (s *Session) Batch(ctx context.Context, set *setcodec.Set, k ident.Kind, inputs []ident.Input) ([]bool, error) {
+	c := s.c
 	c.progress("blind "+k.String(), 0, int64(len(inputs)))
-	if sess.Mode == ModeCount {
-		count = psi.NewCountBlinder(suite)
-		blinded, err = count.Blind(inputs)
-	} else {
-		pk, herr := hex.DecodeString(sess.PublicKey)
-		if herr != nil {
-			return nil, fmt.Errorf("%w: public key is not hex", ErrBadResponse)
-		}
-		if members, err = psi.NewMembersBlinder(suite, pk); err != nil {
-			return nil, err
-		}
-		blinded, err = members.Blind(inputs)
-	}
+	b, err := psi.NewBlinder(s.Suite, s.Mode, s.pk)
 	if err != nil {
 		return nil, err
 	}
-	h := http.Header{"Content-Type": {contentElements}, HeaderElements: {strconv.Itoa(len(inputs))}}
+	blinded, err := b.Blind(inputs)
+	if err != nil {
+		return nil, err
+	}
 	c.progress("upload "+k.String(), 0, int64(len(blinded)))
-	resp, err := c.do(ctx, http.MethodPost, PathSession+sess.ID+"/evaluate?kind="+k.String(), blinded, h)
+	ev, err := s.Evaluate(ctx, k, blinded)
 	if err != nil {
 		return nil, err
 	}
-	size := suite.ElementSize()
-	want := len(inputs) * size
-	proofs := 0
-	if suite.Verifiable() && sess.Mode == ModeMembers {
-		proofs = (len(inputs) + psi.ProofChunk - 1) / psi.ProofChunk
+	c.progress("finalize "+k.String(), 0, int64(len(inputs)))
+	out, err := b.Finalize(ev)
+	if err != nil {
+		return nil, err
 	}
-	body, err := c.readBody(resp, int64(want+proofs*suite.ProofSize()))
+	return s.Suite.Lookup(set, out), nil
+}
+
+// Evaluate sends blinded elements of kind k (the concatenation of their
+// encodings) and returns the server's answer, split into elements and
+// proofs and checked for size; the elements themselves are checked by the
+// blinder's Finalize.
+func (s *Session) Evaluate(ctx context.Context, k ident.Kind, blinded []byte) (*psi.Evaluation, error) {
+	size := s.Suite.ElementSize()
+	if len(blinded) == 0 || len(blinded)%size != 0 {
+		return nil, fmt.Errorf("protocol: %d bytes is not a whole number of %d-byte elements", len(blinded), size)
+	}
+	n := len(blinded) / size
+	h := http.Header{"Content-Type": {ContentElements}, HeaderElements: {strconv.Itoa(n)}}
+	resp, err := s.c.do(ctx, http.MethodPost, PathSession+s.Info.ID+"/evaluate?kind="+k.String(), blinded, h)
+	if err != nil {
+		return nil, err
+	}
+	want := n * size
+	proofs := 0
+	if s.Suite.Verifiable() && !s.Mode.Shuffled() {
+		proofs = (n + psi.ProofChunk - 1) / psi.ProofChunk
+	}
+	body, err := s.c.readBody(resp, int64(want+proofs*s.Suite.ProofSize()))
 	if err != nil {
 		return nil, err
 	}
 	if len(body) < want {
-		return nil, fmt.Errorf("%w (sent %d, received %d bytes of elements)", psi.ErrEvaluationCount, len(inputs), len(body))
+		return nil, fmt.Errorf("%w (sent %d, received %d bytes of elements)", psi.ErrEvaluationCount, n, len(body))
 	}
-	c.progress("finalize "+k.String(), 0, int64(len(inputs)))
-	var out []byte
-	if count != nil {
-		if len(body) != want {
-			return nil, fmt.Errorf("%w: %d bytes after the elements", ErrBadResponse, len(body)-want)
-		}
-		out, err = count.Finalize(body)
-	} else {
-		out, err = members.Finalize(&psi.Evaluation{Elements: body[:want], Proofs: body[want:]})
-	}
-	if err != nil {
-		return nil, err
-	}
-	return suite.Lookup(set, out), nil
+	return &psi.Evaluation{Elements: body[:want], Proofs: body[want:]}, nil
+}
+
+// Set returns the session's set: from the cache if a file named by its
+// digest is there and checks, else downloaded, checked against the digest
+// and cached. cached says which.
+func (s *Session) Set(ctx context.Context, limit int64) (set *setcodec.Set, cached bool, err error) {
+	return s.c.fetchSet(ctx, &s.Info, limit)
 }
 
 // fetchSet returns the session's set: from the cache if a file named by its
 // digest is there and checks, else downloaded, checked against the digest
 // and cached.
 func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int64) (*setcodec.Set, bool, error) {
-	if len(sess.SetDigest) != 64 {
-		return nil, false, fmt.Errorf("%w: set digest", ErrBadResponse)
+	if d, err := hex.DecodeString(sess.SetDigest); err != nil || len(d) != 32 || hex.EncodeToString(d) != sess.SetDigest {
+		// It names a cache file: only 64 lowercase hex characters may.
+		return nil, false, fmt.Errorf("%w: set digest is not 64 lowercase hex characters", ErrBadResponse)
 	}
 	maxCount := uint64(max(sess.SetSize, 0))
 	var cachePath string
 	if c.CacheDir != "" {
 		cachePath = filepath.Join(c.CacheDir, sess.SetDigest+".set")
 		if b, err := os.ReadFile(cachePath); err == nil {
-			if set, err := setcodec.Open(b, maxCount); err == nil && digestHex(set) == sess.SetDigest {
+			if set, err := setcodec.Open(b, maxCount); err == nil && DigestHex(set) == sess.SetDigest {
 				return set, true, nil
 			}
 			os.Remove(cachePath) // corrupt or stale: fetch again
@@ -336,18 +356,20 @@ func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int6
 		}
 		return nil, false, fmt.Errorf("%w: the set: %v", ErrBadResponse, err)
 	}
-	if digestHex(set) != sess.SetDigest || int(set.Len()) != sess.SetSize || set.Bits() != sess.SetBits {
+	if DigestHex(set) != sess.SetDigest || int(set.Len()) != sess.SetSize || set.Bits() != sess.SetBits {
 		return nil, false, ErrSetDigest
 	}
 	if cachePath != "" {
 		if err := os.MkdirAll(c.CacheDir, 0o700); err == nil {
-			_ = store.WriteFileAtomic(cachePath, b, 0o600) // a cache: failing to keep it costs a download
+			_ = atomicfile.WriteFile(cachePath, b, 0o600) // a cache: failing to keep it costs a download
 		}
 	}
 	return set, false, nil
 }
 
-func digestHex(s *setcodec.Set) string {
+// DigestHex is the hex SHA-256 that closes a coded set: its ETag and the
+// session's set_digest.
+func DigestHex(s *setcodec.Set) string {
 	d := s.Digest()
 	return hex.EncodeToString(d[:])
 }

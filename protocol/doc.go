@@ -1,11 +1,17 @@
-// Package protocol carries psimatch over HTTPS: the wire messages, the
-// platform's http.Handler (sessions, epochs, advertisers' quotas, audit
-// log, metrics) and the advertiser's client. README.md beside this file is
-// the wire specification, precise enough for a third party to write a
-// client.
+// Package protocol is psimatch's wire contract and the advertiser's client:
+// the paths, headers, content types and JSON messages of version 1, and
+// Client, which runs a match against any conforming server. README.md
+// beside this file is the wire specification, precise enough for a third
+// party to write a client in another language.
 //
-// New returns a Server; its Handler does not listen on its own: cmd/psimatch
-// owns the listener, TLS, timeouts and graceful shutdown. The cryptography
-// is in package psi; this package moves its byte frames and enforces who
-// may evaluate how much.
+// Start with Client.Match for a whole match. A program that drives the
+// steps itself calls Client.Open, then Session.Set and Session.Batch (or
+// Session.Evaluate with elements it blinded itself). The cryptography is in
+// package psi; this package moves its byte frames and checks every value the
+// server chose before using it.
+//
+// A third-party Go client imports this package and psi only: the platform's
+// side (sessions, epochs, budgets, metrics, audit) is in package server, and
+// nothing here links Prometheus, the data directory or the audit log (a
+// test in this package fails if it does).
 package protocol

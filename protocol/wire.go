@@ -19,17 +19,11 @@ const (
 	PathSession = "/v1/sessions/"
 )
 
-// Modes of a session.
-const (
-	ModeCount   = "count"
-	ModeMembers = "members"
-)
-
 // Content types.
 const (
-	contentJSON     = "application/json"
-	contentElements = "application/vnd.psimatch.elements"
-	contentSet      = "application/vnd.psimatch.set"
+	ContentJSON     = "application/json"
+	ContentElements = "application/vnd.psimatch.elements"
+	ContentSet      = "application/vnd.psimatch.set"
 )
 
 // Header names.
@@ -44,8 +38,8 @@ const (
 // SessionRequest opens a session: the mode, and how many distinct
 // identifiers of each kind the client will send.
 type SessionRequest struct {
-	Mode     string         `json:"mode"`
-	Elements map[string]int `json:"elements"`
+	Mode     string `json:"mode"` // a psi.Mode's name
+	Elements Counts `json:"elements"`
 }
 
 // SessionResponse describes an open session. The session is pinned to its
@@ -115,3 +109,5 @@ var (
 	ErrSetDigest   = errors.New("protocol: the downloaded set does not match its digest")
 	ErrBadResponse = errors.New("protocol: malformed response from the server")
 )
+
+const MaxControlBody = 16 << 10

@@ -63,12 +63,16 @@ func (b *CountBlinder) Blind(inputs []ident.Input) ([]byte, error) {
 // Finalize unblinds the evaluated elements (in the platform's shuffled
 // order) and returns their count-mode outputs, OutputSize bytes each,
 // concatenated. Each evaluated element is checked; the count must equal the
-// number blinded.
-func (b *CountBlinder) Finalize(evaluated []byte) ([]byte, error) {
+// number blinded. A count-mode answer carries no proofs.
+func (b *CountBlinder) Finalize(ev *Evaluation) ([]byte, error) {
 	s := b.suite
 	if b.n == 0 {
 		return nil, ErrNotBlinded
 	}
+	if len(ev.Proofs) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes of proofs in a count-mode answer", ErrEvaluationCount, len(ev.Proofs))
+	}
+	evaluated := ev.Elements
 	n, err := s.CountElements(evaluated, 0)
 	if err != nil {
 		return nil, err

@@ -11,12 +11,13 @@ import (
 	"github.com/psimatch/psimatch/psi/customers"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/psimatch/psimatch/psi/setcodec"
 )
 
 func buildFromCSV(t *testing.T, k *Key, csv string) (*PlatformSet, inventory.Summary) {
 	t.Helper()
-	policy, err := inventory.NewPolicy(inventory.Config{})
+	policy, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +46,10 @@ func countMatches(t *testing.T, k *Key, set *PlatformSet, list *customers.List, 
 	}
 	got := map[ident.Kind]int{}
 	for _, kind := range ident.Kinds {
-		if len(list.Inputs[kind]) == 0 {
+		if len(list.Inputs.Get(kind)) == 0 {
 			continue
 		}
-		out := advertiserOutputs(t, k, list.Inputs[kind], members)
+		out := advertiserOutputs(t, k, list.Inputs.Get(kind), members)
 		for _, f := range k.suite.Lookup(s, out) {
 			if f {
 				got[kind]++

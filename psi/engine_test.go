@@ -98,7 +98,7 @@ func advertiserOutputs(t *testing.T, k *Key, adv []ident.Input, members bool) []
 		if err != nil {
 			t.Fatal(err)
 		}
-		ev, err := k.Evaluate(blinded, false, 0)
+		ev, err := k.Evaluate(blinded, ModeMembers, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,14 +113,14 @@ func advertiserOutputs(t *testing.T, k *Key, adv []ident.Input, members bool) []
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := k.Evaluate(blinded, true, 0)
+	ev, err := k.Evaluate(blinded, ModeCount, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev.Proofs != nil {
 		t.Fatal("count mode returned proofs")
 	}
-	out, err := b.Finalize(ev.Elements)
+	out, err := b.Finalize(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +246,8 @@ func TestEvaluateRefusesMalformed(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(suite+"/"+c.name, func(t *testing.T) {
-				for _, shuffle := range []bool{false, true} {
-					_, err := k.Evaluate(c.frame, shuffle, 0)
+				for _, mode := range Modes {
+					_, err := k.Evaluate(c.frame, mode, 0)
 					if !errors.Is(err, c.want) {
 						t.Fatalf("got %v, want %v", err, c.want)
 					}
@@ -258,7 +258,7 @@ func TestEvaluateRefusesMalformed(t *testing.T) {
 				}
 			})
 		}
-		if _, err := k.Evaluate(good, false, 2); !errors.Is(err, ErrBatchTooLarge) {
+		if _, err := k.Evaluate(good, ModeMembers, 2); !errors.Is(err, ErrBatchTooLarge) {
 			t.Fatalf("limit: got %v", err)
 		}
 		// The advertiser checks what it receives too.
@@ -266,10 +266,10 @@ func TestEvaluateRefusesMalformed(t *testing.T) {
 		if _, err := b.Blind(randomInputs(rand.New(rand.NewPCG(1, 1)), 2)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Finalize(append(append([]byte{}, good[:size]...), identity...)); !errors.Is(err, identityErr) {
+		if _, err := b.Finalize(&Evaluation{Elements: append(append([]byte{}, good[:size]...), identity...)}); !errors.Is(err, identityErr) {
 			t.Fatalf("client identity: got %v", err)
 		}
-		if _, err := b.Finalize(good); !errors.Is(err, ErrEvaluationCount) {
+		if _, err := b.Finalize(&Evaluation{Elements: good}); !errors.Is(err, ErrEvaluationCount) {
 			t.Fatalf("client count: got %v", err)
 		}
 	}
@@ -286,14 +286,14 @@ func TestVerifiableRejectsWrongKey(t *testing.T) {
 	inputs := randomInputs(rand.New(rand.NewPCG(8, 8)), ProofChunk+10)
 	b, _ := NewMembersBlinder(k.suite, k.PublicKey())
 	blinded, _ := b.Blind(inputs)
-	ev, err := other.Evaluate(blinded, false, 0)
+	ev, err := other.Evaluate(blinded, ModeMembers, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Finalize(ev); !errors.Is(err, ErrProof) {
 		t.Fatalf("wrong key: got %v", err)
 	}
-	ev, _ = k.Evaluate(blinded, false, 0)
+	ev, _ = k.Evaluate(blinded, ModeMembers, 0)
 	if len(ev.Proofs) != 2*k.suite.ProofSize() {
 		t.Fatalf("proofs: %d bytes", len(ev.Proofs))
 	}

@@ -65,7 +65,7 @@ func FuzzKeyEvaluate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, which uint8, shuffle bool, frames []byte) {
 		s, k := suites[int(which)%len(suites)], keys[int(which)%len(suites)]
-		ev, err := k.Evaluate(frames, shuffle, 64)
+		ev, err := k.Evaluate(frames, map[bool]Mode{true: ModeCount, false: ModeMembers}[shuffle], 64)
 		if err != nil {
 			var ee *ElementError
 			if !errors.Is(err, ErrElementLength) && !errors.Is(err, ErrEmptyBatch) && !errors.Is(err, ErrBatchTooLarge) && !errors.As(err, &ee) {
@@ -133,7 +133,7 @@ func FuzzFinalize(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		ev, err := k.Evaluate(bl, false, 0)
+		ev, err := k.Evaluate(bl, ModeMembers, 0)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func FuzzFinalize(f *testing.F) {
 		if _, err := cb.Blind(fuzzInputs(n)); err != nil {
 			t.Fatal(err)
 		}
-		out, err := cb.Finalize(elements)
+		out, err := cb.Finalize(&Evaluation{Elements: elements})
 		if err == nil {
 			if len(elements) != n*s.ElementSize() || len(out) != n*s.OutputSize() {
 				t.Fatalf("count: %d bytes in, %d out", len(elements), len(out))

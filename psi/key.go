@@ -89,12 +89,16 @@ type Evaluation struct {
 
 // Evaluate evaluates a batch of blinded elements (the concatenation of their
 // encodings) under the key. Each element is checked first; the first bad one
-// is reported as an *ElementError and nothing is evaluated. With shuffle
-// (count mode) the evaluated elements are returned in an order drawn from a
-// CSPRNG, and no proof is made, since a DLEQ batch proof binds the order. In
-// verifiable mode without shuffle, a proof per ProofChunk elements is made.
+// is reported as an *ElementError and nothing is evaluated. In a shuffled
+// mode (count) the evaluated elements are returned in an order drawn from a
+// CSPRNG, and no proof is made, since a DLEQ batch proof binds the order.
+// Otherwise, on a verifiable suite, a proof per ProofChunk elements is made.
 // limit bounds the number of elements (0 for none).
-func (k *Key) Evaluate(blinded []byte, shuffle bool, limit int) (*Evaluation, error) {
+func (k *Key) Evaluate(blinded []byte, mode Mode, limit int) (*Evaluation, error) {
+	if !mode.Valid() {
+		return nil, ErrUnknownMode
+	}
+	shuffle := mode.Shuffled()
 	s := k.suite
 	n, err := s.CountElements(blinded, limit)
 	if err != nil {

@@ -136,7 +136,7 @@ func TestRFC9497Vectors(t *testing.T) {
 				if want := bytes.Join(e.BlindedElement, nil); !bytes.Equal(blinded, want) {
 					t.Fatalf("vector %d: blinded %x, want %x", i, blinded, want)
 				}
-				ev, err := key.Evaluate(blinded, false, 0)
+				ev, err := key.Evaluate(blinded, ModeMembers, 0)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,7 +3,7 @@
 // metric (psimatch, its floor, the hashed baseline).
 //
 //	go test -bench 'PSI/ristretto255/session' ./bench/ | tee results.txt
-//	go run ./bench/plot -in results.txt -out bench/per-identifier.png
+//	(cd bench/plot && go run . -in ../../results.txt -out ../per-identifier.png)
 package main
 
 import (

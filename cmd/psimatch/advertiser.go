@@ -7,7 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/psimatch/psimatch/protocol/advertisers"
+	"github.com/psimatch/psimatch/internal/advertisers"
+	"github.com/psimatch/psimatch/psi"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,7 +28,7 @@ func advertiserCommand() *cli.Command {
 				Flags: []cli.Flag{
 					file,
 					&cli.StringFlag{Name: "name", Usage: "the advertiser's `NAME` (letters, digits, . _ -; up to 64)", Required: true},
-					&cli.StringFlag{Name: "modes", Value: advertisers.ModeCount, Usage: "the `MODES` it may use, comma separated: count, members"},
+					&cli.StringFlag{Name: "modes", Value: psi.ModeCount.String(), Usage: "the `MODES` it may use, comma separated: count, members"},
 					&cli.Int64Flag{Name: "min-rows", Value: advertisers.DefaultMinRows, Usage: "a session must send at least `N` identifiers"},
 					&cli.Int64Flag{Name: "max-rows", Value: advertisers.DefaultMaxRows, Usage: "a session may send at most `N` identifiers"},
 					&cli.IntFlag{Name: "sessions-per-day", Value: advertisers.DefaultSessionsPerDay, Usage: "it may start `N` sessions in any 24 hours"},
@@ -67,7 +68,11 @@ func advertiserAdd(c *cli.Context) error {
 	}
 	for _, m := range strings.Split(c.String("modes"), ",") {
 		if m = strings.TrimSpace(m); m != "" {
-			a.Modes = append(a.Modes, m)
+			mode, err := psi.ParseMode(m)
+			if err != nil {
+				return usageError("--modes: %q is not a mode; want count, members or count,members", m)
+			}
+			a.Modes = append(a.Modes, mode)
 		}
 	}
 	if len(a.Modes) == 0 {
@@ -113,7 +118,16 @@ func advertiserList(c *cli.Context) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMODES\tMIN ROWS\tMAX ROWS\tSESSIONS/DAY\tELEMENTS/EPOCH\tCREATED")
 	for _, a := range r.List() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.Name, strings.Join(a.Modes, ","), a.MinRows, a.MaxRows, a.SessionsPerDay, a.ElementsPerEpoch, a.Created.UTC().Format("2006-01-02"))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", a.Name, modeNames(a.Modes), a.MinRows, a.MaxRows, a.SessionsPerDay, a.ElementsPerEpoch, a.Created.UTC().Format("2006-01-02"))
 	}
 	return tw.Flush()
+}
+
+// modeNames lists modes as the --modes flag takes them: "count,members".
+func modeNames(ms []psi.Mode) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.String()
+	}
+	return strings.Join(names, ",")
 }

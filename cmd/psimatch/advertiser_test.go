@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/psimatch/psimatch/protocol/advertisers"
+	"github.com/psimatch/psimatch/internal/advertisers"
 )
 
 func runArgs(args ...string) (status int, stdout, stderr string) {
@@ -39,7 +39,7 @@ func TestAdvertiserAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, ok := r.Authenticate(token)
-	if !ok || a.Name != "acme" || strings.Join(a.Modes, ",") != "count" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
+	if !ok || a.Name != "acme" || modeNames(a.Modes) != "count" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
 		t.Errorf("registered %+v, %v", a, ok)
 	}
 
@@ -81,7 +81,7 @@ func TestAdvertiserErrors(t *testing.T) {
 	}{
 		{"duplicate", []string{"add", "--advertisers", path, "--name", "acme"}, exitFailure, "name already registered"},
 		{"bad name", []string{"add", "--advertisers", path, "--name", "a/b"}, exitUsage, "character 2"},
-		{"bad mode", []string{"add", "--advertisers", path, "--name", "b", "--modes", "all"}, exitUsage, `mode "all"`},
+		{"bad mode", []string{"add", "--advertisers", path, "--name", "b", "--modes", "all"}, exitUsage, `"all" is not a mode`},
 		{"empty modes", []string{"add", "--advertisers", path, "--name", "b", "--modes", ","}, exitUsage, "--modes"},
 		{"min > max", []string{"add", "--advertisers", path, "--name", "b", "--min-rows", "10", "--max-rows", "5"}, exitUsage, "min rows 10 exceed max rows 5"},
 		{"zero", []string{"add", "--advertisers", path, "--name", "b", "--sessions-per-day", "0"}, exitUsage, "--sessions-per-day must be positive"},

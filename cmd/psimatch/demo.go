@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/advertisers"
+	"github.com/psimatch/psimatch/internal/atomicfile"
 	"github.com/psimatch/psimatch/internal/synth"
 	"github.com/psimatch/psimatch/protocol"
-	"github.com/psimatch/psimatch/protocol/advertisers"
-	"github.com/psimatch/psimatch/protocol/store"
+	"github.com/psimatch/psimatch/psi"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,8 +39,8 @@ against it. Prints the report beside the overlap it planted.`,
 			if cfg.PlatformIDs < 100 || cfg.AdvertiserRows < 100 {
 				return usageError("--platform and --advertiser must be at least 100")
 			}
-			mode := c.String("mode")
-			if mode != protocol.ModeCount && mode != protocol.ModeMembers {
+			mode, err := psi.ParseMode(c.String("mode"))
+			if err != nil {
 				return usageError("--mode: want count or members")
 			}
 			return runDemo(c, cfg, mode)
@@ -47,7 +48,7 @@ against it. Prints the report beside the overlap it planted.`,
 	}
 }
 
-func runDemo(c *cli.Context, cfg synth.Config, mode string) error {
+func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 	start := time.Now()
 	w := c.App.Writer
 	dir := c.String("keep")
@@ -68,7 +69,7 @@ func runDemo(c *cli.Context, cfg synth.Config, mode string) error {
 	}
 	os.Remove(p("advertisers.json"))
 	token, err := advertisers.Add(p("advertisers.json"), advertisers.Advertiser{
-		Name: "demo-advertiser", Modes: []string{protocol.ModeCount, protocol.ModeMembers},
+		Name: "demo-advertiser", Modes: []psi.Mode{psi.ModeCount, psi.ModeMembers},
 		MinRows: 1, MaxRows: 10_000_000, SessionsPerDay: 100, ElementsPerEpoch: 1 << 40,
 	})
 	if err != nil {
@@ -94,8 +95,8 @@ func runDemo(c *cli.Context, cfg synth.Config, mode string) error {
 	fmt.Fprintf(w, "server ready at %s after %.1fs; running the client over HTTPS ...\n\n", rs.url, time.Since(start).Seconds())
 
 	args := []string{"psimatch", "match", "--server", rs.url, "--token", token, "--input", p("customers.csv"),
-		"--ca-cert", rs.certFile, "--mode", mode, "--report", p("report.json"), "--cache-dir", p("client-cache")}
-	if mode == protocol.ModeMembers {
+		"--ca-cert", rs.certFile, "--mode", mode.String(), "--report", p("report.json"), "--cache-dir", p("client-cache")}
+	if mode == psi.ModeMembers {
 		args = append(args, "--matches", p("matches.csv"))
 	}
 	if c.Bool("quiet") {
@@ -133,11 +134,11 @@ func runDemo(c *cli.Context, cfg synth.Config, mode string) error {
 }
 
 func writeDemoData(invPath, listPath string, cfg synth.Config) (synth.Truth, error) {
-	if err := store.WriteAtomic(invPath, 0o600, func(w io.Writer) error { return synth.WriteInventory(w, cfg) }); err != nil {
+	if err := atomicfile.Write(invPath, 0o600, func(w io.Writer) error { return synth.WriteInventory(w, cfg) }); err != nil {
 		return synth.Truth{}, err
 	}
 	var truth synth.Truth
-	err := store.WriteAtomic(listPath, 0o600, func(w io.Writer) error {
+	err := atomicfile.Write(listPath, 0o600, func(w io.Writer) error {
 		var err error
 		truth, err = synth.WriteAdvertiser(w, cfg)
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/psimatch/psimatch/protocol"
+	"github.com/psimatch/psimatch/psi"
 )
 
 // buildBinary builds psimatch once per test binary run.
@@ -64,7 +65,7 @@ func TestDemoAndPieces(t *testing.T) {
 	if err != nil || json.Unmarshal(raw, &rep) != nil {
 		t.Fatalf("report.json: %v", err)
 	}
-	if rep.Mode != "members" || rep.MatchedRows == nil || *rep.MatchedRows != 80 || rep.Rows != 800 {
+	if rep.Mode != psi.ModeMembers || rep.MatchedRows == nil || *rep.MatchedRows != 80 || rep.Rows != 800 {
 		t.Fatalf("report %+v", rep)
 	}
 	matches, _ := os.ReadFile(filepath.Join(dir, "matches.csv"))

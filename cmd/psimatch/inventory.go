@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/psimatch/psimatch/pginventory"
-	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/urfave/cli/v2"
 )
 
@@ -55,7 +55,7 @@ func inventoryCheck(c *cli.Context) error {
 	if err != nil {
 		return usageError("--format: want csv or jsonl")
 	}
-	policy, err := inventory.NewPolicy(inventory.Config{DefaultRegion: c.String("default-region")})
+	policy, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}, DefaultRegion: c.String("default-region")})
 	if err != nil {
 		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
 	}
@@ -76,7 +76,7 @@ func inventoryCheck(c *cli.Context) error {
 		if invalid > maxInvalidShown {
 			return
 		}
-		if errors.Is(e, ident.ErrPhoneNoCountryCode) {
+		if errors.Is(e, normalize.ErrPhoneNoCountryCode) {
 			fmt.Fprintf(c.App.ErrWriter, "%v; pass --default-region\n", e)
 		} else {
 			fmt.Fprintln(c.App.ErrWriter, e)

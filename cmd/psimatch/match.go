@@ -15,11 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/atomicfile"
 	"github.com/psimatch/psimatch/protocol"
-	"github.com/psimatch/psimatch/protocol/store"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/customers"
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/urfave/cli/v2"
 )
 
@@ -51,17 +52,17 @@ Identifiers are normalized, deduplicated and blinded before anything is sent.`,
 }
 
 func matchAction(c *cli.Context) error {
-	mode := c.String("mode")
-	if mode != protocol.ModeCount && mode != protocol.ModeMembers {
+	mode, err := psi.ParseMode(c.String("mode"))
+	if err != nil {
 		return usageError("--mode: want count or members")
 	}
-	if c.Bool("verifiable") && mode != protocol.ModeMembers {
+	if c.Bool("verifiable") && mode != psi.ModeMembers {
 		return usageError("--verifiable needs --mode members: count-mode answers are shuffled, which a proof cannot cover")
 	}
-	if c.String("matches") != "" && mode != protocol.ModeMembers {
+	if c.String("matches") != "" && mode != psi.ModeMembers {
 		return usageError("--matches needs --mode members: count mode does not say which rows matched")
 	}
-	if r := c.String("default-region"); r != "" && !ident.ValidRegion(r) {
+	if r := c.String("default-region"); r != "" && !normalize.ValidRegion(r) {
 		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
 	}
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
@@ -76,7 +77,7 @@ func matchAction(c *cli.Context) error {
 		fmt.Fprintf(w, "rows: %d\n", list.Rows)
 		fmt.Fprintf(w, "%-6s %10s %10s\n", "kind", "to send", "invalid")
 		for _, k := range ident.Kinds {
-			fmt.Fprintf(w, "%-6s %10d %10d\n", k, list.Sent(k), list.Invalid[k])
+			fmt.Fprintf(w, "%-6s %10d %10d\n", k, list.Sent(k), list.Invalid.Get(k))
 		}
 		return nil
 	}
@@ -103,7 +104,7 @@ func matchAction(c *cli.Context) error {
 	}
 	if path := c.String("report"); path != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := store.WriteFileAtomic(path, append(b, '\n'), 0o644); err != nil {
+		if err := atomicfile.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 			return withHint(err, exitInput, "check the path given to --report")
 		}
 	}
@@ -252,7 +253,7 @@ func humanBytes(n int64) string {
 // writeMatches writes the members-mode matches: header row,matched, then
 // for each matched data row its 1-based number and the kinds (email;phone).
 func writeMatches(path string, r *protocol.Report) error {
-	return store.WriteAtomic(path, 0o600, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
 		if _, err := io.WriteString(w, "row,matched\n"); err != nil {
 			return err
 		}

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/advertisers"
 	"github.com/psimatch/psimatch/internal/synth"
-	"github.com/psimatch/psimatch/protocol/advertisers"
+	"github.com/psimatch/psimatch/psi"
 )
 
 // TestMatchHostileServer runs `psimatch match --report F` against a server
@@ -35,7 +36,7 @@ func TestMatchHostileServer(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "inventory.csv"), inv.Bytes(), 0o600)
 	os.WriteFile(filepath.Join(dir, "customers.csv"), list.Bytes(), 0o600)
 	advPath := filepath.Join(dir, "advertisers.json")
-	token, err := advertisers.Add(advPath, advertisers.Advertiser{Name: "a", Modes: []string{"count", "members"}, MinRows: 1, SessionsPerDay: 1000})
+	token, err := advertisers.Add(advPath, advertisers.Advertiser{Name: "a", Modes: []psi.Mode{psi.ModeCount, psi.ModeMembers}, MinRows: 1, SessionsPerDay: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,7 +29,7 @@ last line needs no line break. Leading and trailing spaces are part of the
 value (the email rules trim them; phone parsing ignores them). Lines longer
 than 65536 bytes are invalid. Memory use does not grow with the input.
 
-Rules: NORMALIZATION.md. Emails are trimmed, ASCII letters lowercased, and
+Rules: protocol/README.md, "Normalization". Emails are trimmed, ASCII letters lowercased, and
 for gmail.com and googlemail.com dots and +tags removed. Phones are written
 E.164 (+14155550132); a number without a country code needs --default-region.`,
 		Flags: []cli.Flag{
@@ -49,21 +50,21 @@ func runNormalize(c *cli.Context) error {
 		return usageError("--kind %q: want email or phone", c.String("kind"))
 	}
 	region := c.String("default-region")
-	if !ident.ValidRegion(region) {
+	if !normalize.ValidRegion(region) {
 		return usageError("--default-region %q: not a known ISO 3166-1 alpha-2 region (such as GB or US)", region)
 	}
 
 	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
 	errOut := bufio.NewWriter(c.App.ErrWriter)
 	noCountryCode := false
-	st, err := ident.NormalizeLines(out, c.App.Reader, ident.LineOptions{
+	st, err := normalize.Lines(out, c.App.Reader, normalize.LineOptions{
 		Kind:          kind,
 		DefaultRegion: region,
 		Hash:          c.Bool("hash"),
 		Invalid: func(line int64, reason error) {
 			// The reason never holds the value: it may be personal data.
-			fmt.Fprintf(errOut, "line %d: %s\n", line, strings.TrimPrefix(reason.Error(), "ident: "))
-			noCountryCode = noCountryCode || errors.Is(reason, ident.ErrPhoneNoCountryCode)
+			fmt.Fprintf(errOut, "line %d: %s\n", line, strings.TrimPrefix(reason.Error(), "normalize: "))
+			noCountryCode = noCountryCode || errors.Is(reason, normalize.ErrPhoneNoCountryCode)
 		},
 	})
 	if ferr := out.Flush(); err == nil && ferr != nil {

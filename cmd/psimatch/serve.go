@@ -14,12 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
-	"github.com/psimatch/psimatch/protocol"
-	"github.com/psimatch/psimatch/protocol/audit"
-	"github.com/psimatch/psimatch/protocol/store"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/inventory"
+	"github.com/psimatch/psimatch/psi/normalize"
+	"github.com/psimatch/psimatch/server"
 	"github.com/urfave/cli/v2"
 )
 
@@ -106,7 +107,7 @@ type serveOptions struct {
 type runningServer struct {
 	url      string
 	certFile string
-	srv      *protocol.Server
+	srv      *server.Server
 	http     *http.Server
 	dir      *store.Dir
 	audit    *audit.Log
@@ -124,7 +125,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	if err != nil {
 		return nil, usageError("--suite: want ristretto255 or p256")
 	}
-	policy, err := inventory.NewPolicy(inventory.Config{DefaultRegion: o.region})
+	policy, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}, DefaultRegion: o.region})
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
@@ -158,7 +159,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	defer bar.done()
 	srvCtx, cancel := context.WithCancel(context.Background())
 	rs.cancel = cancel
-	rs.srv, err = protocol.New(ctx, protocol.Config{
+	rs.srv, err = server.New(ctx, server.Config{
 		Suite: suite, Seed: seed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
 		Logger: log, Progress: bar.adder("precompute platform set", -1),

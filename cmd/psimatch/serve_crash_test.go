@@ -18,10 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/internal/synth"
 	"github.com/psimatch/psimatch/protocol"
-	"github.com/psimatch/psimatch/protocol/audit"
-	"github.com/psimatch/psimatch/protocol/store"
+	"github.com/psimatch/psimatch/server"
 )
 
 // serveProc is `psimatch serve` running as a child process.
@@ -309,7 +310,7 @@ func TestServeCrash(t *testing.T) {
 		p = startServe(t, bin, args...)
 		p.ready(30 * time.Second)
 		after := p.openSession(token, 100)
-		if now, _, _ := protocol.EpochID(time.Now(), 24*time.Hour); now == before.Epoch {
+		if now, _, _ := server.EpochID(time.Now(), 24*time.Hour); now == before.Epoch {
 			if after.Epoch != before.Epoch || after.SetDigest != before.SetDigest {
 				t.Fatalf("after the restart: epoch %s digest %.16s, before %s %.16s", after.Epoch, after.SetDigest, before.Epoch, before.SetDigest)
 			}

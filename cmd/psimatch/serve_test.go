@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/advertisers"
 	"github.com/psimatch/psimatch/internal/synth"
-	"github.com/psimatch/psimatch/protocol/advertisers"
 )
 
 // TestServeSpeaksHTTP2AndHTTP1: the server negotiates HTTP/2 over TLS and

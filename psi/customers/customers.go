@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 // Options configures Read.
@@ -48,8 +49,8 @@ type LineError struct {
 }
 
 func (e *LineError) Error() string {
-	msg := strings.TrimPrefix(e.Err.Error(), "ident: ")
-	if errors.Is(e.Err, ident.ErrPhoneNoCountryCode) {
+	msg := strings.TrimPrefix(e.Err.Error(), "normalize: ")
+	if errors.Is(e.Err, normalize.ErrPhoneNoCountryCode) {
 		msg += "; pass --default-region"
 	}
 	return fmt.Sprintf("%s: line %d: column %s: %s", e.Name, e.Line, e.Column, msg)
@@ -61,22 +62,21 @@ func (e *LineError) Unwrap() error { return e.Err }
 type List struct {
 	// Rows is the number of data rows (lines after the header).
 	Rows int
-	// Inputs holds the distinct PRF inputs of each kind, in first-seen order,
-	// indexed by kind tag.
-	Inputs [3][]ident.Input
-	// Invalid counts invalid identifier cells by kind tag.
-	Invalid [3]int
-	// rowIDs[kind][row] is the index into Inputs[kind] of the row's
-	// identifier of that kind, or -1.
-	rowIDs [3][]int32
+	// Inputs holds the distinct PRF inputs of each kind, in first-seen order.
+	Inputs ident.PerKind[[]ident.Input]
+	// Invalid counts invalid identifier cells by kind.
+	Invalid ident.PerKind[int]
+	// rowIDs.At(k)[row] is the index into Inputs.At(k) of the row's
+	// identifier of kind k, or -1.
+	rowIDs ident.PerKind[[]int32]
 }
 
 // Sent returns the number of distinct identifiers of kind k.
-func (l *List) Sent(k ident.Kind) int { return len(l.Inputs[k]) }
+func (l *List) Sent(k ident.Kind) int { return len(l.Inputs.Get(k)) }
 
 // RowInput returns the index into Inputs[k] of row's identifier of kind k
 // (row is 0-based among data rows), or -1 if the row has none.
-func (l *List) RowInput(k ident.Kind, row int) int { return int(l.rowIDs[k][row]) }
+func (l *List) RowInput(k ident.Kind, row int) int { return int(l.rowIDs.Get(k)[row]) }
 
 type column struct {
 	index  int
@@ -131,7 +131,7 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 			ErrNoIdentifierColumn, opt.Name, strings.Join(found, ", "), emailCol, phoneCol)
 	}
 	l := &List{}
-	seen := [3]map[ident.Input]int32{{}, {}, {}}
+	seen := ident.PerKind[map[ident.Input]int32]{Email: map[ident.Input]int32{}, Phone: map[ident.Input]int32{}}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -144,8 +144,8 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 				return nil, fmt.Errorf("%s: %w", opt.Name, err)
 			}
 			l.Rows++
-			for k := range l.rowIDs {
-				l.rowIDs[k] = append(l.rowIDs[k], -1)
+			for _, k := range ident.Kinds {
+				*l.rowIDs.At(k) = append(l.rowIDs.Get(k), -1)
 			}
 			if onInvalid != nil {
 				onInvalid(&LineError{Name: opt.Name, Line: int64(pe.StartLine), Column: "*", Err: errors.New("malformed CSV line: " + pe.Err.Error())})
@@ -157,7 +157,7 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 		}
 		l.Rows++
 		for _, k := range ident.Kinds {
-			l.rowIDs[k] = append(l.rowIDs[k], -1)
+			*l.rowIDs.At(k) = append(l.rowIDs.Get(k), -1)
 		}
 		row := l.Rows - 1
 		for _, c := range cols {
@@ -170,19 +170,20 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 			}
 			in, err := parse(c, v, opt.DefaultRegion)
 			if err != nil {
-				l.Invalid[c.kind]++
+				*l.Invalid.At(c.kind)++
 				if onInvalid != nil {
 					onInvalid(&LineError{Name: opt.Name, Line: int64(line), Column: c.name, Kind: c.kind, Err: err})
 				}
 				continue
 			}
-			id, ok := seen[c.kind][in]
+			id, ok := seen.Get(c.kind)[in]
 			if !ok {
-				id = int32(len(l.Inputs[c.kind]))
-				seen[c.kind][in] = id
-				l.Inputs[c.kind] = append(l.Inputs[c.kind], in)
+				inputs := l.Inputs.At(c.kind)
+				id = int32(len(*inputs))
+				seen.Get(c.kind)[in] = id
+				*inputs = append(*inputs, in)
 			}
-			l.rowIDs[c.kind][row] = id
+			l.rowIDs.Get(c.kind)[row] = id
 		}
 	}
 	return l, nil
@@ -190,13 +191,13 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 
 func parse(c column, v, region string) (ident.Input, error) {
 	if c.hashed {
-		d, err := ident.ParseHashed(strings.TrimSpace(v))
+		d, err := normalize.Hashed(strings.TrimSpace(v))
 		if err != nil {
 			return ident.Input{}, err
 		}
 		return ident.FromDigest(c.kind, d), nil
 	}
-	n, err := ident.Normalize(c.kind, v, region)
+	n, err := normalize.Value(c.kind, v, region)
 	if err != nil {
 		return ident.Input{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing/iotest"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 func TestRead(t *testing.T) {
@@ -41,7 +42,7 @@ func TestRead(t *testing.T) {
 				if l.Sent(ident.Email) != 2 || l.Sent(ident.Phone) != 1 {
 					t.Fatalf("sent email %d phone %d", l.Sent(ident.Email), l.Sent(ident.Phone))
 				}
-				if l.Invalid[ident.Email] != 1 || l.Invalid[ident.Phone] != 2 {
+				if l.Invalid.Email != 1 || l.Invalid.Phone != 2 {
 					t.Fatalf("invalid %v", l.Invalid)
 				}
 				if l.RowInput(ident.Email, 0) != l.RowInput(ident.Email, 1) || l.RowInput(ident.Email, 0) < 0 {
@@ -55,7 +56,7 @@ func TestRead(t *testing.T) {
 						}
 					}
 				}
-				if !errors.Is(errs[1].Err, ident.ErrPhoneNoCountryCode) || !strings.Contains(errs[1].Error(), "line 4") || !strings.Contains(errs[1].Error(), "--default-region") {
+				if !errors.Is(errs[1].Err, normalize.ErrPhoneNoCountryCode) || !strings.Contains(errs[1].Error(), "line 4") || !strings.Contains(errs[1].Error(), "--default-region") {
 					t.Fatalf("second error: %v", errs[1])
 				}
 			})

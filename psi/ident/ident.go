@@ -1,15 +1,9 @@
-// Package ident owns identifier kinds, normalization and the PRF input.
-//
-// Both parties must turn the same person's identifier into the same bytes or
-// a match silently fails. Normalize turns a raw email or phone number into its
-// canonical form (rules in NORMALIZATION.md of the design, restated in protocol/README.md), ParseHashed accepts the SHA-256
-// of a normalized value, and FromNormalized / FromDigest build the PRF input
-// `kind tag || SHA-256(normalized)` so a plaintext identifier and its hash
-// give the same input. NormalizeLines streams a file of values, one a line,
-// in constant memory on every core.
-//
-// Errors never contain the value: it may be personal data. Each says which
-// rule the value broke, as one of the package's Err variables.
+// Package ident owns the types every part of psimatch shares about an
+// identifier: its Kind (email or phone, whose tag byte starts the PRF input),
+// the PRF input itself (kind tag || SHA-256 of the normalized value), and
+// PerKind, one value per kind. It imports only the standard library, so the
+// crypto core can use it without linking libphonenumber; normalization is
+// package psi/normalize.
 package ident
 
 import (

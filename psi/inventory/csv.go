@@ -4,9 +4,10 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"github.com/psimatch/psimatch/psi/ident"
 	"io"
 	"strings"
+
+	"github.com/psimatch/psimatch/psi/ident"
 )
 
 // csvSource reads a CSV inventory with a header line.

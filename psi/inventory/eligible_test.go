@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 func TestZeroEligibleIsRejected(t *testing.T) {
@@ -30,7 +31,7 @@ func TestZeroEligibleIsRejected(t *testing.T) {
 }
 
 func TestClassifiedEligibleIsValid(t *testing.T) {
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	e, reason, err := p.Classify(Raw{Line: 1, UserID: "u1", Kind: "email", Value: "Alice@Example.com", Purposes: []string{"advertising"}})
 	if err != nil || reason != Included || !e.Valid() {
 		t.Fatalf("Classify = %v, %v, valid %v; want an eligible record", reason, err, e.Valid())

@@ -8,6 +8,7 @@ import (
 	"testing/iotest"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 func FuzzReadCSV(f *testing.F) {
@@ -35,7 +36,7 @@ func FuzzReadJSONL(f *testing.F) {
 // eligible record, invalid records are reported in order, and reading one
 // byte at a time gives the same result.
 func checkScan(t *testing.T, data []byte, name string) {
-	p := mustPolicy(t, Config{DefaultRegion: "US"})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, DefaultRegion: "US"})
 	scan := func(r *bytes.Reader, oneByte bool) (Summary, map[ident.Input]bool, error) {
 		yielded := make(map[ident.Input]bool)
 		var invalid, last int64

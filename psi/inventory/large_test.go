@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 // synthetic is an io.Reader of a CSV inventory of n records, made on the fly
@@ -77,7 +78,7 @@ func TestStreamingMemory(t *testing.T) {
 	} else if testing.Short() {
 		n = 100_000
 	}
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	p.normalize = fakeNormalize
 
 	runtime.GC()
@@ -144,7 +145,7 @@ func TestStreamingMemory(t *testing.T) {
 	}
 }
 
-// fakeNormalize stands in for ident.Normalize where only the policy and the
+// fakeNormalize stands in for normalize.Value where only the policy and the
 // streaming are under test.
 func fakeNormalize(_ ident.Kind, value, _ string) (string, error) {
 	if value == "" {
@@ -156,7 +157,7 @@ func fakeNormalize(_ ident.Kind, value, _ string) (string, error) {
 // BenchmarkScan measures Scan on the synthetic inventory with the real
 // normalizer (every fourth record a phone number); b.N counts records.
 func BenchmarkScan(b *testing.B) {
-	p := mustPolicy(b, Config{})
+	p := mustPolicy(b, Config{Normalizer: normalize.Rules{}})
 	b.Run("inventory/scan/csv", func(b *testing.B) {
 		b.ReportAllocs()
 		if _, err := Scan(context.Background(), &synthetic{n: b.N}, "synthetic.csv", Auto, p, func(Eligible) error { return nil }, nil); err != nil {

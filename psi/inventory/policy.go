@@ -56,6 +56,21 @@ type Config struct {
 	// DefaultRegion is the ISO 3166 two-letter region of phone numbers written
 	// without a country code ("" for none, and such numbers are invalid).
 	DefaultRegion string
+
+	// Normalizer turns raw values into the bytes both parties hash. It is
+	// required; psimatch passes normalize.Rules{}. It is injected so that this
+	// package, which the crypto core imports for Eligible, does not link
+	// libphonenumber.
+	Normalizer Normalizer
+}
+
+// Normalizer normalizes identifier values (package normalize implements it).
+type Normalizer interface {
+	// Value returns the normalized form of value for kind k, or an error
+	// that says why it is invalid and never contains it.
+	Value(k ident.Kind, value, defaultRegion string) (string, error)
+	// ValidRegion reports whether region is "" or a known ISO 3166 region.
+	ValidRegion(region string) bool
 }
 
 // Policy decides whether an inventory record is eligible. It holds no state
@@ -64,14 +79,18 @@ type Policy struct {
 	eligible purposeSet
 	region   string
 
-	// normalize is ident.Normalize; tests of the policy alone replace it.
+	// normalize is the Config's Normalizer.Value; tests of the policy alone
+	// replace it.
 	normalize func(k ident.Kind, value, defaultRegion string) (string, error)
 }
 
 // NewPolicy returns the policy for c. It refuses a Config that names security
 // as an eligible purpose, with an error that wraps ErrSecurityNeverEligible.
 func NewPolicy(c Config) (*Policy, error) {
-	p := &Policy{eligible: advertising, normalize: ident.Normalize}
+	if c.Normalizer == nil {
+		return nil, errors.New("inventory: Config.Normalizer is required (normalize.Rules{})")
+	}
+	p := &Policy{eligible: advertising, normalize: c.Normalizer.Value}
 	if len(c.EligiblePurposes) > 0 {
 		p.eligible = 0
 		for _, name := range c.EligiblePurposes {
@@ -88,14 +107,12 @@ func NewPolicy(c Config) (*Policy, error) {
 			return nil, errors.New("inventory: the eligible purposes must include advertising")
 		}
 	}
-	if !ident.ValidRegion(c.DefaultRegion) {
+	if !c.Normalizer.ValidRegion(c.DefaultRegion) {
 		return nil, fmt.Errorf("inventory: default region %q is not an ISO 3166 two-letter region code", c.DefaultRegion)
 	}
 	p.region = strings.ToUpper(c.DefaultRegion)
 	return p, nil
 }
-
-func isASCIILetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // eligibleSet returns the purposes that make a record eligible. Security is
 // masked out here as well as refused by NewPolicy, so that no Policy, however
@@ -195,11 +212,10 @@ func (p *Policy) Classify(r Raw) (Eligible, Reason, error) {
 	if strings.TrimSpace(r.Value) == "" {
 		return Eligible{}, Invalid, errors.New("value: empty")
 	}
-	normalize := p.normalize
-	if normalize == nil {
-		normalize = ident.Normalize
+	if p.normalize == nil {
+		return Eligible{}, Invalid, errors.New("inventory: a Policy not made by NewPolicy has no normalizer")
 	}
-	norm, err := normalize(kind, r.Value, p.region)
+	norm, err := p.normalize(kind, r.Value, p.region)
 	if err != nil {
 		return Eligible{}, Invalid, &valueError{kind: kind, err: err}
 	}
@@ -255,7 +271,7 @@ func parseOptedOut(s string) (bool, error) {
 }
 
 // valueError is a value that did not normalize. Its message starts with the
-// kind, "phone: no country code", dropping the "ident: " prefix the
+// kind, "phone: no country code", dropping the "normalize: " prefix the
 // normalizer's errors may carry.
 type valueError struct {
 	kind ident.Kind
@@ -263,7 +279,7 @@ type valueError struct {
 }
 
 func (e *valueError) Error() string {
-	msg := strings.TrimPrefix(e.err.Error(), "ident: ")
+	msg := strings.TrimPrefix(e.err.Error(), "normalize: ")
 	if kind := e.kind.String(); !strings.HasPrefix(msg, kind) {
 		msg = kind + ": " + msg
 	}

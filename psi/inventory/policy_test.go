@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 func TestNewPolicyRefusesSecurity(t *testing.T) {
@@ -14,7 +16,7 @@ func TestNewPolicyRefusesSecurity(t *testing.T) {
 		{" SECURITY ", "advertising"},
 		{"account", "advertising", "security"},
 	} {
-		p, err := NewPolicy(Config{EligiblePurposes: purposes})
+		p, err := NewPolicy(Config{Normalizer: normalize.Rules{}, EligiblePurposes: purposes})
 		if p != nil || !errors.Is(err, ErrSecurityNeverEligible) {
 			t.Errorf("NewPolicy(%q) = %v, %v; want ErrSecurityNeverEligible", purposes, p, err)
 			continue
@@ -31,14 +33,14 @@ func TestNewPolicyConfig(t *testing.T) {
 		config  Config
 		wantErr string
 	}{
-		{"default", Config{}, ""},
-		{"advertising", Config{EligiblePurposes: []string{"advertising"}}, ""},
-		{"advertising and account", Config{EligiblePurposes: []string{"advertising", "account"}}, ""},
-		{"account alone", Config{EligiblePurposes: []string{"account"}}, "must include advertising"},
-		{"unknown purpose", Config{EligiblePurposes: []string{"advertising", "marketing"}}, "unknown eligible purpose"},
-		{"region", Config{DefaultRegion: "us"}, ""},
-		{"bad region", Config{DefaultRegion: "USA"}, "default region"},
-		{"unknown region", Config{DefaultRegion: "QQ"}, "default region"},
+		{"default", Config{Normalizer: normalize.Rules{}}, ""},
+		{"advertising", Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"advertising"}}, ""},
+		{"advertising and account", Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"advertising", "account"}}, ""},
+		{"account alone", Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"account"}}, "must include advertising"},
+		{"unknown purpose", Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"advertising", "marketing"}}, "unknown eligible purpose"},
+		{"region", Config{Normalizer: normalize.Rules{}, DefaultRegion: "us"}, ""},
+		{"bad region", Config{Normalizer: normalize.Rules{}, DefaultRegion: "USA"}, "default region"},
+		{"unknown region", Config{Normalizer: normalize.Rules{}, DefaultRegion: "QQ"}, "default region"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +92,7 @@ func TestClassifyReasonOrder(t *testing.T) {
 		{"opted out", "email", email, "advertising", "true", OptedOut},
 		{"opted out with security", "phone", phone, "advertising;security", "TRUE", OptedOut},
 	}
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Raw{Line: int64(i + 2), UserID: "u1", Kind: tc.kind, Value: tc.value, Purposes: []string{tc.purposes}, OptedOut: tc.optedOut}
@@ -112,7 +114,7 @@ func TestClassifyReasonOrder(t *testing.T) {
 // includes security without NewPolicy, as a bug might, and checks that
 // security-only records are still excluded.
 func TestSecurityMaskedEvenIfConfigured(t *testing.T) {
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	p.eligible |= security
 	for _, purposes := range []string{"security", "security;account"} {
 		r := Raw{Line: 1, UserID: "u1", Kind: "phone", Value: "+14155550132", Purposes: []string{purposes}}
@@ -122,20 +124,21 @@ func TestSecurityMaskedEvenIfConfigured(t *testing.T) {
 	}
 }
 
-func TestZeroPolicyIsDefault(t *testing.T) {
+// TestZeroPolicyFailsClosed: a Policy not made by NewPolicy has no
+// normalizer and makes nothing eligible.
+func TestZeroPolicyFailsClosed(t *testing.T) {
 	var p Policy
 	r := Raw{Line: 1, UserID: "u1", Kind: "email", Value: "alice@example.com", Purposes: []string{"advertising"}}
-	if _, reason, err := p.Classify(r); reason != Included {
-		t.Errorf("zero Policy: %v, %v; want Included", reason, err)
+	if e, reason, err := p.Classify(r); e.Valid() || reason != Invalid || err == nil {
+		t.Errorf("zero Policy: %v, %v; want Invalid with an error", reason, err)
 	}
-	r.Purposes = []string{"account"}
-	if _, reason, _ := p.Classify(r); reason != NoAdvertisingPurpose {
-		t.Errorf("zero Policy: %v, want NoAdvertisingPurpose", reason)
+	if _, err := NewPolicy(Config{}); err == nil {
+		t.Error("NewPolicy without a Normalizer succeeded")
 	}
 }
 
 func TestAccountEligibleWhenConfigured(t *testing.T) {
-	p := mustPolicy(t, Config{EligiblePurposes: []string{"advertising", "account"}})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"advertising", "account"}})
 	r := Raw{Line: 1, UserID: "u1", Kind: "email", Value: "alice@example.com", Purposes: []string{"account"}}
 	if _, reason, err := p.Classify(r); reason != Included {
 		t.Errorf("account with account eligible: %v, %v", reason, err)
@@ -149,7 +152,7 @@ func TestAccountEligibleWhenConfigured(t *testing.T) {
 // TestErrorsHideValues checks that the error of an invalid record names the
 // field and never holds the record's values, which are personal data.
 func TestErrorsHideValues(t *testing.T) {
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	secrets := []Raw{
 		{UserID: "u-secret-1", Kind: "phone", Value: "0455 SECRET 1", Purposes: []string{"advertising"}},
 		{UserID: "u-secret-2", Kind: "email", Value: "secret.two@", Purposes: []string{"advertising"}},

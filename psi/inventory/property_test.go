@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 // genRecord is a generated inventory record together with what the test
@@ -272,13 +273,13 @@ func scanAll(t *testing.T, r io.Reader, name string, p *Policy) (Summary, map[id
 // purposes lack advertising and no opted-out record ever contributes unless
 // another record makes the same value eligible.
 func TestPolicyProperty(t *testing.T) {
-	p := mustPolicy(t, Config{DefaultRegion: "US"})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, DefaultRegion: "US"})
 	for seed := uint64(1); seed <= 6; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 0x9497))
 		recs := genInventory(rng, 1500)
 		for _, r := range recs { // the generator's claim about normalization
 			if k, err := ident.ParseKind(r.kind); err == nil && r.reason != Invalid {
-				if n, err := ident.Normalize(k, r.value, "US"); err != nil || n != r.canon {
+				if n, err := normalize.Value(k, r.value, "US"); err != nil || n != r.canon {
 					t.Fatalf("generator: Normalize(%q) = %q, %v; want %q", r.value, n, err, r.canon)
 				}
 			}
@@ -337,7 +338,7 @@ func TestPolicyProperty(t *testing.T) {
 // TestShortReads checks that both readers give the same result however the
 // input is split into reads.
 func TestShortReads(t *testing.T) {
-	p := mustPolicy(t, Config{DefaultRegion: "US"})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, DefaultRegion: "US"})
 	rng := rand.New(rand.NewPCG(7, 7))
 	recs := genInventory(rng, 400)
 	wantSum, wantSet := expected(recs)
@@ -389,7 +390,7 @@ func TestSecurityPhonesNeverMatch(t *testing.T) {
 			wantMatch[ads] = true
 		}
 	}
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	sum, set := scanAll(t, strings.NewReader(inv.String()), "inventory.csv", p)
 	if sum.Excluded.SecurityOnly != 50 || sum.EligibleIdentifiers.Phone != 50 {
 		t.Fatalf("summary %+v", sum)

@@ -6,13 +6,15 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/psimatch/psimatch/psi/normalize"
 )
 
 // scanString scans an inventory given as a string and returns the summary,
 // the invalid records' messages and the error.
 func scanString(t *testing.T, name, data string, format Format) (Summary, []string, error) {
 	t.Helper()
-	p := mustPolicy(t, Config{DefaultRegion: "US"})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, DefaultRegion: "US"})
 	var invalid []string
 	s, err := Scan(context.Background(), strings.NewReader(data), name, format, p,
 		func(Eligible) error { return nil },
@@ -216,7 +218,7 @@ func TestFormats(t *testing.T) {
 // TestRunStops checks that Run stops at an error from yield, from the source
 // and from the context.
 func TestRunStops(t *testing.T) {
-	p := mustPolicy(t, Config{})
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	data := "user_id,kind,value,purposes,opted_out\nu1,email,a@example.com,advertising,false\nu2,email,b@example.com,advertising,false\n"
 	errStop := errors.New("stop")
 	s, err := Scan(context.Background(), strings.NewReader(data), "i.csv", Auto, p, func(Eligible) error { return errStop }, nil)

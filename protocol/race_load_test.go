@@ -1,7 +1,0 @@
-//go:build race
-
-package protocol
-
-// raceEnabled: the race detector slows the OPRF work about tenfold, so the
-// load test runs fewer rows under it.
-const raceEnabled = true

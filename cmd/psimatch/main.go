@@ -7,6 +7,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -18,14 +19,17 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes the command line and returns the process exit status. Every
-// error is formatted in one place (report) with its hints.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// run executes the command line args (args[0] is the program name) with the
+// given streams and returns the process exit status. Every error is
+// formatted in one place (report) with its hints. Cancelling ctx stops a
+// running command (serve shuts down gracefully). run keeps no state between
+// calls, so tests call it in-process, several at once.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	if err := app.Run(args); err != nil {
+	if err := app.RunContext(ctx, args); err != nil {
 		return report(stderr, err)
 	}
 	return 0

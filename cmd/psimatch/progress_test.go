@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -52,8 +53,20 @@ func TestProgressBarsOnlyOnATerminal(t *testing.T) {
 	if strings.Contains(quiet, "precompute platform set") {
 		t.Fatalf("--quiet drew a progress bar:\n%q", quiet)
 	}
-	out, errOut, code := runBin(t, bin, nil, args...)
-	if code != 0 || strings.Contains(out+errOut, "\r") {
-		t.Fatalf("progress drawn without a terminal (exit %d):\n%q", code, errOut)
+	// Standard error a pipe: a file, but not a terminal.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errOut bytes.Buffer
+	copied := make(chan struct{})
+	go func() { io.Copy(&errOut, r); close(copied) }()
+	var out bytes.Buffer
+	code := run(t.Context(), append([]string{"psimatch"}, args...), strings.NewReader(""), &out, w)
+	w.Close()
+	<-copied
+	r.Close()
+	if code != 0 || strings.Contains(out.String()+errOut.String(), "\r") || !strings.Contains(out.String(), "found: 300 ") {
+		t.Fatalf("progress drawn without a terminal (exit %d):\n%q\n%q", code, out.String(), errOut.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -199,4 +200,64 @@ func (s *serveRun) client(h2 bool) *http.Client {
 	}
 	s.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
+}
+
+// TestRunConcurrently runs different command lines at once, beside a
+// running server, and checks each prints and returns what it does alone.
+// urfave/cli writes to package variables while it parses (see parseMu);
+// .ci/run runs this test under the race detector.
+func TestRunConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	flags := serveFixture(t, dir)
+	s := startServeRun(t, flags...)
+	s.ready()
+	inv := writeInventory(t, "inventory.csv", testInventory)
+	type call struct {
+		stdin string
+		args  []string
+	}
+	calls := []call{
+		{"Alice.Smith+promo@GMAIL.com\nx@y@z\n", []string{"normalize", "--kind", "email"}},
+		{"", []string{"version"}},
+		{"", []string{"--help"}},
+		{"", []string{"advertiser", "--help"}},
+		{"", []string{"inventory", "check", "--inventory", inv, "--json"}},
+		{"", []string{"match", "--input", filepath.Join(dir, "list.csv"), "--dry-run"}},
+		{"", []string{"match", "--no-such-flag"}},
+		{"", []string{"nope"}},
+		{"", append([]string{"serve", "--suite", "p384"}, flags...)},
+	}
+	type result struct {
+		status         int
+		stdout, stderr string
+	}
+	alone := make([]result, len(calls))
+	for i, c := range calls {
+		status, out, errOut := runIn(t, c.stdin, c.args...)
+		alone[i] = result{status, out, errOut}
+	}
+	const rounds = 5
+	got := make([][rounds]result, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		for r := range rounds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, out, errOut := runIn(t, c.stdin, c.args...)
+				got[i][r] = result{status, out, errOut}
+			}()
+		}
+	}
+	wg.Wait()
+	for i, c := range calls {
+		for r := range rounds {
+			if got[i][r] != alone[i] {
+				t.Errorf("%v at once: %+v\nalone: %+v", c.args, got[i][r], alone[i])
+			}
+		}
+	}
+	if status := s.stop(); status != 0 {
+		t.Fatalf("serve exited %d:\n%s", status, s.log)
+	}
 }

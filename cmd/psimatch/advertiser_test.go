@@ -10,15 +10,9 @@ import (
 	"github.com/psimatch/psimatch/internal/advertisers"
 )
 
-func runArgs(args ...string) (status int, stdout, stderr string) {
-	var out, errb bytes.Buffer
-	status = run(append([]string{"psimatch"}, args...), strings.NewReader(""), &out, &errb)
-	return status, out.String(), errb.String()
-}
-
 func TestAdvertiserAdd(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "advertisers.json")
-	status, stdout, stderr := runArgs("advertiser", "add", "--advertisers", path, "--name", "acme")
+	status, stdout, stderr := runIn(t, "", "advertiser", "add", "--advertisers", path, "--name", "acme")
 	if status != 0 {
 		t.Fatalf("status %d, stderr:\n%s", status, stderr)
 	}
@@ -43,13 +37,13 @@ func TestAdvertiserAdd(t *testing.T) {
 		t.Errorf("registered %+v, %v", a, ok)
 	}
 
-	status, stdout, stderr = runArgs("advertiser", "add", "--advertisers", path, "--name", "globex",
+	status, stdout, stderr = runIn(t, "", "advertiser", "add", "--advertisers", path, "--name", "globex",
 		"--modes", "count, members", "--min-rows", "10", "--max-rows", "500", "--sessions-per-day", "3", "--elements-per-epoch", "2000")
 	if status != 0 || strings.Count(stdout, "\n") != 1 {
 		t.Fatalf("second add: status %d, stdout %q, stderr:\n%s", status, stdout, stderr)
 	}
 
-	status, stdout, stderr = runArgs("advertiser", "list", "--advertisers", path)
+	status, stdout, stderr = runIn(t, "", "advertiser", "list", "--advertisers", path)
 	if status != 0 {
 		t.Fatalf("list: status %d, stderr:\n%s", status, stderr)
 	}
@@ -67,7 +61,7 @@ func TestAdvertiserAdd(t *testing.T) {
 func TestAdvertiserErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "advertisers.json")
-	if status, _, stderr := runArgs("advertiser", "add", "--advertisers", path, "--name", "acme"); status != 0 {
+	if status, _, stderr := runIn(t, "", "advertiser", "add", "--advertisers", path, "--name", "acme"); status != 0 {
 		t.Fatal(stderr)
 	}
 	before, _ := os.ReadFile(path)
@@ -93,7 +87,7 @@ func TestAdvertiserErrors(t *testing.T) {
 		{"list junk", []string{"list", "--advertisers", junk}, exitInput, junk},
 	}
 	for _, tt := range tests {
-		status, stdout, stderr := runArgs(append([]string{"advertiser"}, tt.args...)...)
+		status, stdout, stderr := runIn(t, "", append([]string{"advertiser"}, tt.args...)...)
 		if tt.name == "no name" {
 			stdout = "" // urfave/cli shows the command's help on a missing flag
 		}

@@ -103,7 +103,7 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 		args = append(args, "--quiet")
 	}
 	// The client runs exactly as `psimatch match` does, through its own flags.
-	if err := newApp(nil, w, c.App.ErrWriter).RunContext(c.Context, args); err != nil {
+	if err := runApp(c.Context, args, nil, w, c.App.ErrWriter); err != nil {
 		return err
 	}
 	var rep protocol.Report

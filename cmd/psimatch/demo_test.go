@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,44 +12,14 @@ import (
 	"github.com/psimatch/psimatch/psi"
 )
 
-// buildBinary builds psimatch once per test binary run.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "psimatch")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// runBin runs the binary as a user would and returns stdout, stderr and the
-// exit status.
-func runBin(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
-}
-
-// TestDemoAndPieces runs `psimatch demo --keep DIR` from the built binary,
-// then reruns the client by hand against a `psimatch serve` it starts, and
-// checks the exit statuses, outputs and files of the failure classes a user
-// meets.
+// TestDemoAndPieces runs `psimatch demo --keep DIR`, then reruns the pieces
+// by hand as the demo prints them: `psimatch serve` on the kept data
+// directory and `psimatch match` against it. It checks the exit statuses,
+// outputs and files of the failure classes a user meets. Everything runs in
+// this process through run.
 func TestDemoAndPieces(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
-	out, errOut, code := runBin(t, bin, nil, "demo", "--platform", "3000", "--advertiser", "800", "--mode", "members", "--keep", dir)
+	code, out, errOut := runIn(t, "", "demo", "--platform", "3000", "--advertiser", "800", "--mode", "members", "--keep", dir)
 	if code != 0 {
 		t.Fatalf("demo exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -72,25 +40,96 @@ func TestDemoAndPieces(t *testing.T) {
 	if lines := strings.Count(string(matches), "\n"); !strings.HasPrefix(string(matches), "row,matched\n") || lines != 81 {
 		t.Fatalf("matches.csv has %d lines", lines)
 	}
+	m := regexp.MustCompile(`--token (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo does not print the token for the match command:\n%s", out)
+	}
+	token := m[1]
+	customers := filepath.Join(dir, "customers.csv")
 
 	// Dry run: counts, no server.
-	out, _, code = runBin(t, bin, nil, "match", "--input", filepath.Join(dir, "customers.csv"), "--dry-run")
+	code, out, _ = runIn(t, "", "match", "--input", customers, "--dry-run")
 	if code != 0 || !strings.Contains(out, "nothing was sent") || !strings.Contains(out, "rows: 800") {
 		t.Fatalf("dry run exit %d:\n%s", code, out)
 	}
 	// A missing identifier column names --email-column and lists the columns.
 	bad := filepath.Join(dir, "bad.csv")
 	os.WriteFile(bad, []byte("name,mail\nx,y@example.com\n"), 0o600)
-	_, errOut, code = runBin(t, bin, nil, "match", "--input", bad, "--dry-run")
+	code, _, errOut = runIn(t, "", "match", "--input", bad, "--dry-run")
 	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, mail") {
 		t.Fatalf("missing column exit %d:\n%s", code, errOut)
 	}
 	// An unreachable server names the URL.
-	_, errOut, code = runBin(t, bin, []string{"PSIMATCH_TOKEN=x"}, "match", "--input", filepath.Join(dir, "customers.csv"), "--server", "https://127.0.0.1:1", "--quiet")
+	code, _, errOut = runIn(t, "", "match", "--input", customers, "--server", "https://127.0.0.1:1", "--token", "x", "--quiet")
 	if code != exitNetwork || !strings.Contains(errOut, "https://127.0.0.1:1") {
 		t.Fatalf("unreachable exit %d:\n%s", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "nothing.json")); err == nil {
-		t.Fatal("a report was left after a failure")
+
+	// The server, rerun on the kept data directory, keeps the epoch's set.
+	s := startServeRun(t, "--inventory", filepath.Join(dir, "inventory.csv"), "--data-dir", filepath.Join(dir, "data"),
+		"--advertisers", filepath.Join(dir, "advertisers.json"))
+	url := s.ready()
+	base := []string{"match", "--server", url, "--input", customers, "--cache-dir", t.TempDir(), "--quiet"}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	ca := filepath.Join(dir, "data", "tls", "cert.pem")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		want   []string
+	}{
+		{"no CA", with("--token", token), exitNetwork, []string{"unknown authority", "psimatch: hint: ", "--ca-cert"}},
+		{"missing CA file", with("--token", token, "--ca-cert", filepath.Join(dir, "none.pem")), exitInput, []string{"none.pem", "--ca-cert"}},
+		{"CA not PEM", with("--token", token, "--ca-cert", customers), exitInput, []string{"no PEM certificate"}},
+		{"wrong token", with("--token", "psm_wrong", "--ca-cert", ca), exitAuth, []string{"psimatch: hint: the server refused the token"}},
+		{"no token", with("--ca-cert", ca), exitUsage, []string{"--token or PSIMATCH_TOKEN is required"}},
+		{"no server", []string{"match", "--input", customers}, exitUsage, []string{"--server is required"}},
+		{"bad mode", with("--mode", "all"), exitUsage, []string{"--mode: want count or members"}},
+		{"verifiable count", with("--verifiable"), exitUsage, []string{"--verifiable needs --mode members"}},
+		{"matches in count mode", with("--matches", filepath.Join(dir, "m.csv")), exitUsage, []string{"--matches needs --mode members"}},
+		{"bad region", with("--default-region", "ZZZ"), exitUsage, []string{"--default-region"}},
+		{"missing input", []string{"match", "--input", filepath.Join(dir, "none.csv"), "--dry-run"}, exitInput, []string{"none.csv", "--input"}},
+	} {
+		code, out, errOut := runIn(t, "", tc.args...)
+		if code != tc.status || out != "" || !strings.HasPrefix(errOut, "psimatch: error: ") {
+			t.Errorf("%s: exit %d, want %d\n%s\n%s", tc.name, code, tc.status, out, errOut)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tc.name, w, errOut)
+			}
+		}
+	}
+
+	// The token from the environment, a members match with the matched rows.
+	t.Setenv("PSIMATCH_TOKEN", token)
+	report := filepath.Join(dir, "again.json")
+	code, out, errOut = runIn(t, "", with("--ca-cert", ca, "--mode", "members", "--verifiable", "--report", report, "--matches", report+".csv")...)
+	if code != exitProtocol || !strings.Contains(errOut, "serve --verifiable") {
+		t.Fatalf("--verifiable against a server without proofs: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(report); err == nil {
+		t.Fatal("a refused match left a report")
+	}
+	code, out, errOut = runIn(t, "", with("--ca-cert", ca, "--mode", "members", "--report", report, "--matches", report+".csv")...)
+	if code != 0 || !strings.Contains(out, "rows matched: 80") || !strings.Contains(out, "report written to "+report) {
+		t.Fatalf("match against the rerun server: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var again protocol.Report
+	raw, _ = os.ReadFile(report)
+	if json.Unmarshal(raw, &again) != nil || again.ServerSetSize != rep.ServerSetSize ||
+		again.Matched != rep.Matched || again.MatchedRows == nil || *again.MatchedRows != 80 {
+		t.Fatalf("the rerun's report differs from the demo's:\n%s", raw)
+	}
+	if again2, _ := os.ReadFile(report + ".csv"); string(again2) != string(matches) {
+		t.Fatal("the rerun's matched rows differ from the demo's")
+	}
+	// Unless the epoch changed (midnight UTC) in between, the set came from
+	// the data directory the demo left.
+	if again.Epoch == rep.Epoch && !strings.Contains(s.log.String(), "epoch set loaded from the data directory") {
+		t.Errorf("the rerun server did not load the demo's set:\n%s", s.log)
+	}
+	if status := s.stop(); status != 0 {
+		t.Fatalf("serve exited %d:\n%s", status, s.log)
 	}
 }

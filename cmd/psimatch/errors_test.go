@@ -10,7 +10,7 @@ import (
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{"psimatch", "nope"}, {"psimatch", "match", "--no-such-flag"}, {"psimatch", "normalize"}} {
 		var out, errb bytes.Buffer
-		if code := run(args, strings.NewReader(""), &out, &errb); code != exitUsage {
+		if code := run(t.Context(), args, strings.NewReader(""), &out, &errb); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d\n%s", args, code, exitUsage, errb.String())
 		}
 		if !strings.Contains(errb.String(), "psimatch: error:") {

@@ -39,7 +39,7 @@ func writeInventory(t *testing.T, name, data string) string {
 func TestInventoryCheckJSON(t *testing.T) {
 	path := writeInventory(t, "inventory.csv", testInventory)
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"psimatch", "inventory", "check", "--inventory", path, "--json"}, strings.NewReader(""), &stdout, &stderr)
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", path, "--json"}, strings.NewReader(""), &stdout, &stderr)
 	if status != 0 {
 		t.Fatalf("status %d, stderr:\n%s", status, stderr.String())
 	}
@@ -73,7 +73,7 @@ func TestInventoryCheckJSON(t *testing.T) {
 	for _, p := range []string{path, writeInventory(t, "inventory.jsonl", jsonl)} {
 		stdout.Reset()
 		stderr.Reset()
-		status = run([]string{"psimatch", "inventory", "check", "--inventory", p, "--default-region", "US", "--json"}, strings.NewReader(""), &stdout, &stderr)
+		status = run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", p, "--default-region", "US", "--json"}, strings.NewReader(""), &stdout, &stderr)
 		const want = `{"records":8,"eligible_records":4,"excluded":{"invalid":1,"security_only":1,"no_advertising_purpose":1,"opted_out":1},"eligible_identifiers":{"email":1,"phone":2}}` + "\n"
 		if status != 0 || stdout.String() != want {
 			t.Errorf("%s: status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", filepath.Base(p), status, stdout.String(), want, stderr.String())
@@ -84,7 +84,7 @@ func TestInventoryCheckJSON(t *testing.T) {
 func TestInventoryCheckHuman(t *testing.T) {
 	path := writeInventory(t, "inventory.csv", testInventory)
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"psimatch", "inventory", "check", "--inventory", path, "--default-region", "us"}, strings.NewReader(""), &stdout, &stderr)
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", path, "--default-region", "us"}, strings.NewReader(""), &stdout, &stderr)
 	if status != 0 {
 		t.Fatalf("status %d, stderr:\n%s", status, stderr.String())
 	}
@@ -105,7 +105,7 @@ func TestInventoryCheckHuman(t *testing.T) {
 
 func TestInventoryCheckStdin(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"psimatch", "inventory", "check", "--inventory", "-", "--format", "csv", "--json"}, strings.NewReader(testInventory), &stdout, &stderr)
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", "-", "--format", "csv", "--json"}, strings.NewReader(testInventory), &stdout, &stderr)
 	if status != 0 || !strings.HasPrefix(stdout.String(), `{"records":8,`) {
 		t.Errorf("status %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
 	}
@@ -115,7 +115,7 @@ func TestInventoryCheckCapsInvalid(t *testing.T) {
 	data := "user_id,kind,value,purposes,opted_out\n" + strings.Repeat("u1,fax,x,advertising,false\n", 150)
 	path := writeInventory(t, "inventory.csv", data)
 	var stdout, stderr bytes.Buffer
-	status := run([]string{"psimatch", "inventory", "check", "--inventory", path, "--json"}, strings.NewReader(""), &stdout, &stderr)
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", path, "--json"}, strings.NewReader(""), &stdout, &stderr)
 	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
 	if status != 0 || len(lines) != 101 || lines[100] != "... and 50 more invalid records" || !strings.HasPrefix(lines[99], path+": line 101: ") {
 		t.Errorf("status %d, %d lines, last %q", status, len(lines), lines[len(lines)-1])
@@ -152,7 +152,7 @@ func TestInventoryCheckErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"psimatch", "inventory", "check"}, tc.args...)
-			status := run(args, strings.NewReader(""), &stdout, &stderr)
+			status := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr)
 			if status != tc.status {
 				t.Fatalf("status %d, want %d; stderr:\n%s", status, tc.status, stderr.String())
 			}
@@ -234,7 +234,7 @@ func TestInventoryCheckPostgres(t *testing.T) {
 				args = append(args, "--inventory-query", query)
 			}
 			var stdout, stderr bytes.Buffer
-			if status := run(args, strings.NewReader(""), &stdout, &stderr); status != 0 {
+			if status := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr); status != 0 {
 				t.Fatalf("%s: status %d, stderr:\n%s", spec, status, stderr.String())
 			}
 			outs[i] = stdout.String()
@@ -252,7 +252,7 @@ func TestInventoryCheckPostgres(t *testing.T) {
 
 	// The human summary names the database without the password.
 	var stdout, stderr bytes.Buffer
-	run([]string{"psimatch", "inventory", "check", "--inventory", u.String(), "--inventory-query", query}, strings.NewReader(""), &stdout, &stderr)
+	run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", u.String(), "--inventory-query", query}, strings.NewReader(""), &stdout, &stderr)
 	if first, _, _ := strings.Cut(stdout.String(), "\n"); first != "postgres://"+u.User.Username()+"@"+u.Host+u.Path {
 		t.Errorf("summary starts %q", first)
 	}
@@ -276,7 +276,7 @@ func TestInventoryCheckPostgres(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"psimatch", "inventory", "check"}, tc.args...)
-			if status := run(args, strings.NewReader(""), &stdout, &stderr); status != tc.status {
+			if status := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr); status != tc.status {
 				t.Fatalf("status %d, want %d; stderr:\n%s", status, tc.status, stderr.String())
 			}
 			for _, s := range tc.stderr {

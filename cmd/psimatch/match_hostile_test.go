@@ -21,11 +21,10 @@ import (
 )
 
 // TestMatchHostileServer runs `psimatch match --report F` against a server
-// that lies or breaks off: the binary exits 7 (the peer sent something
+// that lies or breaks off: psimatch exits 7 (the peer sent something
 // invalid) or 4 (the connection broke), says no result is claimed, and
 // leaves no F.
 func TestMatchHostileServer(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	cfg := synth.Config{Seed: 5, PlatformIDs: 3000, AdvertiserRows: 600}
 	var inv, list bytes.Buffer
@@ -112,12 +111,12 @@ func TestMatchHostileServer(t *testing.T) {
 			ca := filepath.Join(t.TempDir(), "ca.pem")
 			os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600)
 			report := filepath.Join(t.TempDir(), "report.json")
-			args := []string{"match", "--server", ts.URL, "--ca-cert", ca, "--input", filepath.Join(dir, "customers.csv"),
+			args := []string{"match", "--server", ts.URL, "--token", token, "--ca-cert", ca, "--input", filepath.Join(dir, "customers.csv"),
 				"--mode", tc.mode, "--report", report, "--cache-dir", t.TempDir(), "--quiet"}
 			if tc.mode == "members" {
 				args = append(args, "--matches", report+".csv")
 			}
-			out, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, args...)
+			code, out, errOut := runIn(t, "", args...)
 			if code != tc.exit {
 				t.Fatalf("exit %d, want %d\n%s\n%s", code, tc.exit, out, errOut)
 			}
@@ -138,12 +137,12 @@ func TestMatchHostileServer(t *testing.T) {
 			t.Logf("exit %d: %s", code, strings.SplitN(errOut, "\n", 2)[0])
 		})
 	}
-	// The same binary against the honest servers succeeds.
+	// The same client against the honest server succeeds.
 	ca := filepath.Join(dir, "ca.pem")
 	raw, _ := os.ReadFile(servers[false].certFile)
 	os.WriteFile(ca, raw, 0o600)
 	report := filepath.Join(dir, "ok.json")
-	if _, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", servers[false].url, "--ca-cert", ca,
+	if code, _, errOut := runIn(t, "", "match", "--server", servers[false].url, "--token", token, "--ca-cert", ca,
 		"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", t.TempDir(), "--quiet"); code != 0 {
 		t.Fatalf("honest server: exit %d\n%s", code, errOut)
 	}

@@ -45,7 +45,7 @@ func TestNormalizeCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"psimatch", "normalize"}, tt.args...)
-			status := run(args, strings.NewReader(tt.stdin), &stdout, &stderr)
+			status := run(t.Context(), args, strings.NewReader(tt.stdin), &stdout, &stderr)
 			if status != tt.wantStatus {
 				t.Errorf("status %d, want %d (stderr %q)", status, tt.wantStatus, stderr.String())
 			}
@@ -65,7 +65,7 @@ func TestNormalizeCommandHidesValues(t *testing.T) {
 	secret := "jane.secret.doe@@example.com\n+1 555 SECRETS\n"
 	for _, kind := range []string{"email", "phone"} {
 		var stdout, stderr bytes.Buffer
-		run([]string{"psimatch", "normalize", "--kind", kind}, strings.NewReader(secret), &stdout, &stderr)
+		run(t.Context(), []string{"psimatch", "normalize", "--kind", kind}, strings.NewReader(secret), &stdout, &stderr)
 		if strings.Contains(strings.ToLower(stderr.String()), "secret") {
 			t.Errorf("--kind %s: stderr shows the value: %q", kind, stderr.String())
 		}

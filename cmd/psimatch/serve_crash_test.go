@@ -226,9 +226,9 @@ func checkDataDir(t *testing.T, dir string) []string {
 	return epochs
 }
 
-// crashSetup makes an inventory, a customer list and an advertiser (with
-// the binary) in dir, and returns the token and what was planted.
-func crashSetup(t *testing.T, bin, dir string, platform int) (token string, inv []byte, truth synth.Truth) {
+// crashSetup makes an inventory, a customer list and an advertiser in dir,
+// and returns the token and what was planted.
+func crashSetup(t *testing.T, dir string, platform int) (token string, inv []byte, truth synth.Truth) {
 	t.Helper()
 	cfg := synth.Config{Seed: 3, PlatformIDs: platform, AdvertiserRows: 1000}
 	var ib, lb bytes.Buffer
@@ -240,7 +240,7 @@ func crashSetup(t *testing.T, bin, dir string, platform int) (token string, inv 
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "customers.csv"), lb.Bytes(), 0o600)
-	out, errOut, code := runBin(t, bin, nil, "advertiser", "add", "--advertisers", filepath.Join(dir, "advertisers.json"),
+	code, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", filepath.Join(dir, "advertisers.json"),
 		"--name", "crash", "--modes", "count,members", "--min-rows", "1", "--sessions-per-day", "1000")
 	if code != 0 {
 		t.Fatalf("advertiser add: %d %s", code, errOut)
@@ -261,7 +261,7 @@ func TestServeCrash(t *testing.T) {
 	t.Run("precompute and session", func(t *testing.T) {
 		dir := t.TempDir()
 		data := filepath.Join(dir, "data")
-		token, inv, truth := crashSetup(t, bin, dir, platform)
+		token, inv, truth := crashSetup(t, dir, platform)
 		fifo := filepath.Join(dir, "inventory.csv")
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 			t.Skipf("no named pipes here: %v", err)
@@ -318,9 +318,9 @@ func TestServeCrash(t *testing.T) {
 		if !strings.Contains(p.logText(), "epoch set loaded from the data directory") {
 			t.Fatalf("the restart did not use the saved set:\n%s", p.logText())
 		}
-		// A correct match through the binary finds the planted overlap.
+		// A correct match (run in this process) finds the planted overlap.
 		report := filepath.Join(dir, "report.json")
-		out, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", p.url, "--ca-cert", p.cert,
+		code, out, errOut := runIn(t, "", "match", "--server", p.url, "--token", token, "--ca-cert", p.cert,
 			"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", filepath.Join(dir, "cache"), "--quiet")
 		if code != 0 {
 			t.Fatalf("match after the crashes: %d\n%s\n%s", code, out, errOut)
@@ -346,7 +346,7 @@ func TestServeCrash(t *testing.T) {
 	t.Run("rotation", func(t *testing.T) {
 		dir := t.TempDir()
 		data := filepath.Join(dir, "data")
-		token, inv, _ := crashSetup(t, bin, dir, platform)
+		token, inv, _ := crashSetup(t, dir, platform)
 		fifo := filepath.Join(dir, "inventory.csv")
 		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 			t.Skipf("no named pipes here: %v", err)

@@ -58,13 +58,13 @@ type Session struct {
 	// (empty when the key schedule has none) and Digest the digest of the
 	// set the session was given: a replica serves the session only with a
 	// set of the same epoch and digest.
-	Epoch      string                `json:"epoch"`
-	Generation string                `json:"generation,omitempty"`
-	Digest     string                `json:"digest"`
-	Declared   ident.PerKind[int64]  `json:"declared"`
-	Evaluated  ident.PerKind[int64]  `json:"evaluated"`
-	Opened     time.Time             `json:"opened"`
-	Expires    time.Time             `json:"expires"`
+	Epoch      string               `json:"epoch"`
+	Generation string               `json:"generation,omitempty"`
+	Digest     string               `json:"digest"`
+	Declared   ident.PerKind[int64] `json:"declared"`
+	Evaluated  ident.PerKind[int64] `json:"evaluated"`
+	Opened     time.Time            `json:"opened"`
+	Expires    time.Time            `json:"expires"`
 }
 
 // Limits are the budgets a session is opened against.

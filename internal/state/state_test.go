@@ -26,8 +26,8 @@ func sess(id, adv string, email, phone int64, opened time.Time) Session {
 // stores returns each Store to test, opened fresh; reopen gives a new
 // handle on the same state where the store is durable (nil otherwise).
 type storeCase struct {
-	name   string
-	open   func(t *testing.T) (Store, func() Store)
+	name string
+	open func(t *testing.T) (Store, func() Store)
 }
 
 func storeCases() []storeCase {

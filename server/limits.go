@@ -236,3 +236,7 @@ func (f *inFlight) acquire(advertiser string) (release func(), ok bool) {
 		}
 	}, true
 }
+
+// Close writes the summary lines of refusals not logged yet. The state
+// store and the audit log belong to the caller, which closes them after.
+func (s *Server) Close() { s.flushRefusals(true) }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,13 +65,14 @@ type Postgres struct {
 
 // OpenPostgres connects to the database conn (a postgres:// URL or a
 // key/value string, as --inventory takes) and creates the schema if it is
-// missing. name, a description of conn without its password, is used in
-// errors.
-func OpenPostgres(ctx context.Context, conn, name string) (*Postgres, error) {
+// missing. Errors name the database without its password.
+func OpenPostgres(ctx context.Context, conn string) (*Postgres, error) {
 	cfg, err := pgxpool.ParseConfig(conn)
 	if err != nil {
-		return nil, fmt.Errorf("state: %s: not a valid connection string (want postgres://user@host:port/dbname or \"host=... dbname=... user=...\")", name)
+		return nil, errors.New("state: --state: not a valid connection string (want postgres://user@host:port/dbname or \"host=... dbname=... user=...\")")
 	}
+	cc := cfg.ConnConfig
+	name := (&url.URL{Scheme: "postgres", User: url.User(cc.User), Host: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))), Path: "/" + cc.Database}).String()
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "psimatch-state"
 	}

@@ -48,7 +48,7 @@ func storeCases() []storeCase {
 		{"postgres", func(t *testing.T) (Store, func() Store) {
 			conn := pgtest.Database(t)
 			open := func() Store {
-				p, err := OpenPostgres(context.Background(), conn, "test")
+				p, err := OpenPostgres(context.Background(), conn)
 				if err != nil {
 					t.Fatal(err)
 				}

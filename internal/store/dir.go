@@ -78,9 +78,13 @@ func (d *Dir) Path() string { return d.path }
 // audit.Open.
 func (d *Dir) AuditPath() string { return filepath.Join(d.path, "audit.jsonl") }
 
+// StateFile is the name of the embedded state store's journal in a data
+// directory.
+const StateFile = "state.jsonl"
+
 // StatePath returns the path of the embedded state store's journal in the
 // directory, for state.OpenJournal.
-func (d *Dir) StatePath() string { return filepath.Join(d.path, "state.jsonl") }
+func (d *Dir) StatePath() string { return filepath.Join(d.path, StateFile) }
 
 // Close releases the directory's lock.
 func (d *Dir) Close() error { return d.lock.Close() }

@@ -127,7 +127,9 @@ func (s *Server) refused(ctx context.Context, advertiser string, ev audit.Named,
 		s.auditOptional(sum)
 	}
 	limited := errorf(http.StatusTooManyRequests, "refusals_limited", "advertiser %s had more than %d refused requests in %s; this one (%s) was refused too", advertiser, s.cfg.Limits.RefusalsPerWindow, w, e.reason)
-	limited.retryAfter = window.Add(w).Sub(now)
+	// The later of the window's end and when the refused request could
+	// succeed (a quota's own Retry-After).
+	limited.retryAfter = max(window.Add(w).Sub(now), e.retryAfter)
 	return limited
 }
 

@@ -35,8 +35,9 @@ type record struct {
 // maxRecord bounds a journal line; a longer one is corrupt.
 const maxRecord = 64 << 10
 
-// compactAt is the journal size past which it is rewritten.
-const compactAt = 64 << 20
+// compactAt is the journal size past which it is rewritten (a variable
+// for tests).
+var compactAt int64 = 64 << 20
 
 // Journal is the embedded Store: the state in memory, with every change
 // appended to a file and fsynced before it takes effect. Opening the file

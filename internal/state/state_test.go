@@ -283,3 +283,37 @@ func TestJournalCrash(t *testing.T) {
 		t.Fatalf("ReadJournal of a missing file: %v", err)
 	}
 }
+
+// TestJournalCompacts: a journal grown past compactAt is rewritten to the
+// state as it stands, and reopening it gives the same state.
+func TestJournalCompacts(t *testing.T) {
+	defer func(old int64) { compactAt = old }(compactAt)
+	compactAt = 4 << 10
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.jsonl")
+	j, err := OpenJournal(path, func() time.Time { return t0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{SessionsPerDay: 10, ElementsPerEpoch: 1 << 40, EpochEnds: t0.Add(time.Hour)}
+	if err := j.OpenSession(ctx, sess("s", "acme", 100000, 0, t0), lim); err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 {
+		if err := j.Reserve(ctx, "s", ident.Email, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close()
+	if fi, _ := os.Stat(path); fi.Size() > 2*compactAt {
+		t.Fatalf("journal of %d bytes after 2000 reservations, compacting at %d", fi.Size(), compactAt)
+	}
+	j, err = OpenJournal(path, func() time.Time { return t0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if s, _ := j.Session(ctx, "s"); s.Evaluated.Email != 6000 {
+		t.Fatalf("after compactions: evaluated %d, want 6000", s.Evaluated.Email)
+	}
+}

@@ -77,7 +77,7 @@ type Server struct {
 	regStamp fileStamp // the advertisers file's identity when last read
 
 	epochsMu sync.Mutex
-	epochs   []*epochState // recent epoch states sessions may still use, newest last
+	epochs   []recentEpoch // epoch states sessions may still use, newest last (state.go)
 
 	badAuth  *limiter
 	inFlight *inFlight

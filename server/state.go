@@ -14,21 +14,30 @@ import (
 	"github.com/psimatch/psimatch/psi"
 )
 
-// keepEpochs is how many recent epoch states (key and set) a server keeps
-// for the sessions opened with them: the current one and those a reload or
-// a rotation replaced.
-const keepEpochs = 3
+// maxEpochs bounds the epoch states (key and set) a server keeps for the
+// sessions opened with them, whatever the reload rate.
+const maxEpochs = 8
 
-// remember keeps st among the recent epoch states.
+// recentEpoch is an epoch state sessions were opened with, and when the
+// last one was.
+type recentEpoch struct {
+	st       *epochState
+	lastOpen time.Time
+}
+
+// remember notes that a session is being opened with st. A state is kept
+// while a session opened with it may still run (SessionTTL after the last
+// opening), the newest maxEpochs at most.
 func (s *Server) remember(st *epochState) {
+	now := s.now()
 	s.epochsMu.Lock()
 	defer s.epochsMu.Unlock()
-	if slices.Contains(s.epochs, st) {
-		return
-	}
-	s.epochs = append(s.epochs, st)
-	if len(s.epochs) > keepEpochs {
-		s.epochs = slices.Delete(s.epochs, 0, len(s.epochs)-keepEpochs)
+	s.epochs = slices.DeleteFunc(s.epochs, func(r recentEpoch) bool {
+		return r.st == st || now.Sub(r.lastOpen) > s.cfg.SessionTTL
+	})
+	s.epochs = append(s.epochs, recentEpoch{st: st, lastOpen: now})
+	if len(s.epochs) > maxEpochs {
+		s.epochs = slices.Delete(s.epochs, 0, len(s.epochs)-maxEpochs)
 	}
 }
 
@@ -50,8 +59,8 @@ func (s *Server) epochFor(id string, mode psi.Mode, digest string) *epochState {
 	s.epochsMu.Lock()
 	defer s.epochsMu.Unlock()
 	for i := len(s.epochs) - 1; i >= 0; i-- {
-		if match(s.epochs[i]) {
-			return s.epochs[i]
+		if match(s.epochs[i].st) {
+			return s.epochs[i].st
 		}
 	}
 	return nil

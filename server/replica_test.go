@@ -154,4 +154,12 @@ func TestReplicasSharePostgres(t *testing.T) {
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"reason":"set_unavailable"`) || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("a replica with another set: %d %s (Retry-After %q)", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
 	}
+
+	// A replica that loses its database answers a retryable 503 and
+	// grants nothing.
+	srvs[1].cfg.State.Close()
+	rec = do(srvs[1].Handler(), f.tokens["member"], "POST", protocol.PathSessions, []byte(`{"mode":"count","elements":{"email":10}}`), nil)
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"reason":"state_unavailable"`) || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("a replica without its database: %d %s", rec.Code, rec.Body)
+	}
 }

@@ -79,7 +79,7 @@ var (
 func startServe(b *testing.B, bin, dir string) (*exec.Cmd, string, string, time.Duration) {
 	cmd := exec.Command(bin, "serve", "--quiet", "--inventory", filepath.Join(dir, "inventory.csv"),
 		"--data-dir", filepath.Join(dir, "data"), "--advertisers", filepath.Join(dir, "advertisers.json"),
-		"--listen", "127.0.0.1:0")
+		"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)

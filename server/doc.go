@@ -11,5 +11,11 @@
 // listener, TLS, timeouts and graceful shutdown. Run rotates epochs;
 // Reload re-reads the inventory.
 //
+// Sessions and budget usage live in a state.Store (Config.State): the
+// embedded journal in the data directory, or PostgreSQL shared by replicas,
+// which then serve any request of any session whose epoch and set digest
+// they hold (state.go). A batch is reserved before its body is read, and
+// refusals, evaluations in flight and failed tokens are bounded (limits.go).
+//
 // The wire contract is package protocol; the cryptography is package psi.
 package server

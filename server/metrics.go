@@ -37,3 +37,9 @@ func newMetrics() *metrics {
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
+
+// MetricsHandler returns the Prometheus metrics handler. It is not part of
+// Handler: serve it on a listener of its own (psimatch serve
+// --metrics-listen, loopback by default), so that whoever can reach the API
+// cannot read the platform's traffic figures.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }

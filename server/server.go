@@ -19,6 +19,7 @@ import (
 
 	"github.com/psimatch/psimatch/internal/advertisers"
 	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/state"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/psi"
@@ -53,6 +54,12 @@ type Config struct {
 	Progress func(n int)
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// State keeps sessions, budget usage and refusal counters (default: in
+	// memory only). Replicas share one (state.Postgres); see state.go.
+	State state.Store
+	// Limits bounds refusal logging, evaluations in flight and failed
+	// tokens; zero fields take defaults (see limits.go).
+	Limits Limits
 }
 
 // Server is the platform's side of psimatch. Its Handler serves the v1 API;
@@ -67,23 +74,15 @@ type Server struct {
 	regMu sync.RWMutex
 	reg   *advertisers.Registry
 
-	quotas *advertisers.Quotas
+	regStamp fileStamp // the advertisers file's identity when last read
 
-	mu       sync.Mutex
-	sessions map[string]*session
+	epochsMu sync.Mutex
+	epochs   []recentEpoch // epoch states sessions may still use, newest last (state.go)
 
-	badAuth *limiter
-	auditMu sync.Mutex
-}
-
-type session struct {
-	id         string
-	advertiser *advertisers.Advertiser
-	mode       psi.Mode
-	epoch      *epochState
-	declared   protocol.Counts
-	evaluated  protocol.Counts
-	expires    time.Time
+	badAuth  *limiter
+	inFlight *inFlight
+	refusals *refusalLog
+	auditMu  sync.Mutex
 }
 
 // New reads the advertisers, derives or loads the current epoch's set (from
@@ -111,10 +110,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.State == nil {
+		cfg.State = state.NewMemory()
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, metrics: newMetrics(),
-		quotas: &advertisers.Quotas{}, sessions: map[string]*session{},
-		badAuth: newLimiter(20, time.Minute),
+		badAuth:  newLimiter(cfg.Limits.FailedTokens, cfg.Limits.FailedTokenWindow),
+		inFlight: newInFlight(cfg.Limits.EvaluationsInFlight),
+		refusals: newRefusalLog(),
 	}
 	s.metrics.epochAge = func() float64 {
 		if st := s.current.Load(); st != nil {
@@ -130,6 +134,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.current.Store(st)
+	s.remember(st)
 	s.metrics.setSize.Set(float64(st.set.Size))
 	return s, nil
 }
@@ -141,12 +146,17 @@ func (s *Server) Run(ctx context.Context) {
 	go s.rotate(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	reload := time.NewTicker(s.cfg.Limits.AdvertisersReload)
+	defer reload.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.expireSessions()
+			s.flushRefusals(false)
+		case <-reload.C:
+			s.reloadAdvertisersIfChanged()
 		}
 	}
 }
@@ -157,14 +167,16 @@ func (s *Server) Epoch() string { return s.current.Load().id }
 // SetSize returns the current epoch's set size.
 func (s *Server) SetSize() int { return s.current.Load().set.Size }
 
-// ReloadAdvertisers re-reads the advertisers file.
+// ReloadAdvertisers re-reads the advertisers file: a revoked or rotated
+// token is refused, and changed limits apply, from the next request.
 func (s *Server) ReloadAdvertisers() error {
+	stamp := stampOf(s.cfg.Advertisers)
 	reg, err := advertisers.Load(s.cfg.Advertisers)
 	if err != nil {
 		return err
 	}
 	s.regMu.Lock()
-	s.reg = reg
+	s.reg, s.regStamp = reg, stamp
 	s.regMu.Unlock()
 	return nil
 }
@@ -176,7 +188,6 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET "+protocol.PathMetrics, s.metrics.handler())
 	mux.HandleFunc("POST "+protocol.PathSessions, s.authed(s.openSession))
 	mux.HandleFunc("GET "+protocol.PathSession+"{id}/set", s.authed(s.getSet))
 	mux.HandleFunc("POST "+protocol.PathSession+"{id}/evaluate", s.authed(s.evaluate))
@@ -219,12 +230,9 @@ type authedHandler func(w http.ResponseWriter, r *http.Request, a *advertisers.A
 // client address so tokens cannot be guessed at speed.
 func (s *Server) authed(h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		host := clientHost(r)
-		if wait := s.badAuth.blocked(host, s.now()); wait > 0 {
-			s.writeError(w, &apiError{status: http.StatusTooManyRequests, reason: "auth_rate_limited",
-				msg: "too many refused tokens from this address", retryAfter: wait})
-			return
-		}
+		// A valid token is served whatever the address's record: the
+		// limit is on refused tokens, so an address shared by many (a
+		// proxy, a NAT) is not locked out by one guesser behind it.
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		var a *advertisers.Advertiser
 		if ok {
@@ -233,6 +241,12 @@ func (s *Server) authed(h authedHandler) http.HandlerFunc {
 			s.regMu.RUnlock()
 		}
 		if !ok {
+			host := clientHost(r)
+			if wait := s.badAuth.blocked(host, s.now()); wait > 0 {
+				s.writeError(w, &apiError{status: http.StatusTooManyRequests, reason: "auth_rate_limited",
+					msg: "too many refused tokens from this address", retryAfter: wait})
+				return
+			}
 			s.badAuth.fail(host, s.now())
 			s.writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "the bearer token was refused"))
 			return
@@ -331,14 +345,16 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		}
 		*declared.At(k) = n
 	}
+	// The event holds validated facts only: a mode from the fixed
+	// vocabulary (none when the client's was not one), counts of known
+	// kinds, the server's own reason.
 	ev := SessionEvent{Advertiser: a.Name, Epoch: st.id, Elements: declared}
 	if modeErr == nil {
 		ev.Mode = mode.String()
 	}
 	refuse := func(e *apiError) *apiError {
 		ev.Outcome, ev.Reason = "refused", e.reason
-		s.audit(ev)
-		return e
+		return s.refused(r.Context(), a.Name, ev, e)
 	}
 	if modeErr != nil {
 		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q or %q", psi.ModeCount, psi.ModeMembers))
@@ -358,31 +374,38 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		return refuse(errorf(http.StatusBadRequest, "above_max_rows", "the session declares %d identifiers; the maximum is %d", total, limit))
 	}
 	now := s.now()
-	if wait, ok := s.quotas.StartSession(a, now); !ok {
+	s.remember(st)
+	enc, digest := st.setFor(mode)
+	rec := state.Session{
+		ID: newSessionID(), Advertiser: a.Name, Mode: mode.String(), Epoch: st.id, Digest: digest,
+		Declared: ident.PerKind[int64]{Email: int64(declared.Email), Phone: int64(declared.Phone)},
+		Opened:   now, Expires: now.Add(s.cfg.SessionTTL),
+	}
+	// One step reserves a session of the day and the declared elements of
+	// the epoch, in every replica's view: a refusal reserves neither.
+	err := s.cfg.State.OpenSession(r.Context(), rec, state.Limits{SessionsPerDay: a.SessionsPerDay, ElementsPerEpoch: a.ElementsPerEpoch, EpochEnds: st.end})
+	var q *state.QuotaError
+	switch {
+	case errors.As(err, &q) && errors.Is(err, state.ErrQuotaSessions):
 		e := errorf(http.StatusTooManyRequests, "quota_sessions", "advertiser %s has used its %d sessions a day", a.Name, a.SessionsPerDay)
-		e.retryAfter = wait
+		e.retryAfter = q.RetryAfter
 		return refuse(e)
-	}
-	if wait, ok := s.quotas.Charge(a, st.id, int64(total), now, st.end); !ok {
-		e := errorf(http.StatusTooManyRequests, "quota_elements", "advertiser %s would exceed its %d elements in epoch %s", a.Name, a.ElementsPerEpoch, st.id)
-		e.retryAfter = wait
+	case errors.As(err, &q) && errors.Is(err, state.ErrQuotaElements):
+		e := errorf(http.StatusTooManyRequests, "quota_elements", "advertiser %s would exceed its %d elements in epoch %s (%d left)", a.Name, a.ElementsPerEpoch, st.id, q.Left)
+		e.retryAfter = q.RetryAfter
 		return refuse(e)
+	case err != nil:
+		return s.stateUnavailable(err)
 	}
-	id := newSessionID()
-	sess := &session{id: id, advertiser: a, mode: mode, epoch: st, declared: declared, expires: now.Add(s.cfg.SessionTTL)}
-	ev.Session, ev.Outcome = id, "opened"
+	ev.Session, ev.Outcome = rec.ID, "opened"
 	if err := s.audit(ev); err != nil {
 		return errAuditUnavailable()
 	}
-	s.mu.Lock()
-	s.sessions[id] = sess
-	s.mu.Unlock()
 	s.metrics.sessions.WithLabelValues(mode.String()).Inc()
-	enc, digest := st.setFor(mode)
 	resp := protocol.SessionResponse{
-		ID: id, Mode: mode.String(), Epoch: st.id, Suite: s.cfg.Suite.Name(), Verifiable: s.cfg.Suite.Verifiable(),
+		ID: rec.ID, Mode: mode.String(), Epoch: st.id, Suite: s.cfg.Suite.Name(), Verifiable: s.cfg.Suite.Verifiable(),
 		PublicKey: hex.EncodeToString(st.key.PublicKey()), SetSize: st.set.Size, SetBits: st.set.Bits,
-		SetDigest: digest, SetBytes: len(enc), MaxBatch: s.cfg.MaxBatch, ProofChunk: psi.ProofChunk, Expires: sess.expires,
+		SetDigest: digest, SetBytes: len(enc), MaxBatch: s.cfg.MaxBatch, ProofChunk: psi.ProofChunk, Expires: rec.Expires,
 	}
 	w.Header().Set("Content-Type", protocol.ContentJSON)
 	w.WriteHeader(http.StatusCreated)
@@ -396,19 +419,37 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// lookup returns the advertiser's session.
+// session is a session as a request serves it: its record in the state
+// store and the epoch state (key and set) it was opened with.
+type session struct {
+	state.Session
+	mode  psi.Mode
+	epoch *epochState
+}
+
+// lookup returns the advertiser's session, from the state store: any
+// replica serves any session whose epoch and set it holds.
 func (s *Server) lookup(r *http.Request, a *advertisers.Advertiser) (*session, *apiError) {
 	id := r.PathValue("id")
-	s.mu.Lock()
-	sess, ok := s.sessions[id]
-	s.mu.Unlock()
-	if !ok || sess.advertiser.Name != a.Name {
+	rec, err := s.cfg.State.Session(r.Context(), id)
+	if errors.Is(err, state.ErrNotFound) || err == nil && rec.Advertiser != a.Name {
 		return nil, errorf(http.StatusNotFound, "unknown_session", "no such session (sessions last %s)", s.cfg.SessionTTL)
 	}
-	if s.now().After(sess.expires) {
-		return nil, errorf(http.StatusGone, "session_expired", "the session expired at %s; open a new one", sess.expires.Format(time.RFC3339))
+	if err != nil {
+		return nil, s.stateUnavailable(err)
 	}
-	return sess, nil
+	if s.now().After(rec.Expires) {
+		return nil, errorf(http.StatusGone, "session_expired", "the session expired at %s; open a new one", rec.Expires.Format(time.RFC3339))
+	}
+	mode, err := psi.ParseMode(rec.Mode)
+	if err != nil {
+		return nil, s.stateUnavailable(fmt.Errorf("session %s has mode %q", id, rec.Mode))
+	}
+	st := s.epochFor(rec.Epoch, mode, rec.Digest)
+	if st == nil {
+		return nil, errSetUnavailable(rec.Epoch)
+	}
+	return &session{Session: rec, mode: mode, epoch: st}, nil
 }
 
 func (s *Server) getSet(w http.ResponseWriter, r *http.Request, a *advertisers.Advertiser) *apiError {
@@ -429,66 +470,67 @@ func (s *Server) getSet(w http.ResponseWriter, r *http.Request, a *advertisers.A
 	return nil
 }
 
+// evaluate answers a batch. Its size comes from the Psimatch-Elements
+// header and is reserved against what is left of the session's
+// declaration before a byte of the body is read; the body is then read up
+// to exactly that size, so a request can make the server hold no more
+// than what the advertiser was granted. Each advertiser has a bounded
+// number of evaluations in flight.
 func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers.Advertiser) *apiError {
 	sess, e := s.lookup(r, a)
 	if e != nil {
 		return e
 	}
-	kindName := r.URL.Query().Get("kind")
-	kind, err := ident.ParseKind(kindName)
+	kind, err := ident.ParseKind(r.URL.Query().Get("kind"))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "bad_kind", "query parameter kind must be email or phone")
 	}
-	ev := EvaluateEvent{Session: sess.id, Advertiser: a.Name, Mode: sess.mode.String(), Epoch: sess.epoch.id, Kind: kind.String()}
+	ev := EvaluateEvent{Session: sess.ID, Advertiser: a.Name, Mode: sess.mode.String(), Epoch: sess.Epoch, Kind: kind.String()}
 	refuse := func(e *apiError) *apiError {
 		ev.Outcome, ev.Reason = "refused", e.reason
-		s.audit(ev)
-		return e
+		return s.refused(r.Context(), a.Name, ev, e)
 	}
 	size := s.cfg.Suite.ElementSize()
-	limit := int64(s.cfg.MaxBatch) * int64(size)
-	if r.ContentLength > limit {
-		return refuse(errorf(http.StatusRequestEntityTooLarge, "too_large", "the body has %d bytes; the limit is %d elements of %d bytes", r.ContentLength, s.cfg.MaxBatch, size))
+	n, e := s.batchSize(r, size)
+	if e != nil {
+		return refuse(e)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return refuse(errorf(http.StatusRequestEntityTooLarge, "too_large", "the body exceeds the limit of %d elements of %d bytes", s.cfg.MaxBatch, size))
+	release, ok := s.inFlight.acquire(a.Name)
+	if !ok {
+		e := errorf(http.StatusTooManyRequests, "too_many_in_flight", "advertiser %s has %d evaluations in flight; send the next batch when one is answered", a.Name, s.cfg.Limits.EvaluationsInFlight)
+		e.retryAfter = time.Second
+		return refuse(e)
+	}
+	defer release()
+	err = s.cfg.State.Reserve(r.Context(), sess.ID, kind, int64(n))
+	var q *state.QuotaError
+	switch {
+	case errors.As(err, &q) && errors.Is(err, state.ErrOverDeclared):
+		return refuse(errorf(http.StatusBadRequest, "over_declared", "the session declared %d %s identifiers; %d are left and this batch has %d", sess.Declared.Get(kind), kind, q.Left, n))
+	case err != nil:
+		return s.stateUnavailable(err)
+	}
+	// From here a refusal hands the reservation back.
+	unreserve := func(e *apiError) *apiError {
+		if err := s.cfg.State.Release(context.WithoutCancel(r.Context()), sess.ID, kind, int64(n)); err != nil {
+			s.log.Error("releasing a refused batch's reservation", "session", sess.ID, "err", err)
 		}
-		return refuse(errorf(http.StatusBadRequest, "read_error", "reading the body: %v", err))
+		return e
 	}
-	n := len(body) / size
-	if want := r.Header.Get(protocol.HeaderElements); want != "" && want != strconv.Itoa(n) {
-		return refuse(errorf(http.StatusBadRequest, "count_mismatch", "%s says %s elements but the body holds %d bytes (%d-byte elements)", protocol.HeaderElements, want, len(body), size))
+	body, e := readBatch(w, r, n, size)
+	if e != nil {
+		return unreserve(refuse(e))
 	}
-	if len(body) == 0 || len(body)%size != 0 {
-		return refuse(errorf(http.StatusBadRequest, "bad_element", "the body has %d bytes, not a positive multiple of the %d-byte element size", len(body), size))
-	}
-	// Reserve the elements against what the session declared. Only a
-	// reserved batch is handed back when it is refused below.
-	s.mu.Lock()
-	left := sess.declared.Get(kind) - sess.evaluated.Get(kind)
-	if n <= left {
-		*sess.evaluated.At(kind) += n
-	}
-	s.mu.Unlock()
-	if n > left {
-		return refuse(errorf(http.StatusBadRequest, "over_declared", "the session declared %d %s identifiers; %d are left and this batch has %d", sess.declared.Get(kind), kind, left, n))
+	if i, j, dup := duplicateElement(body, size); dup {
+		return unreserve(refuse(errorf(http.StatusBadRequest, "duplicate_element", "elements %d and %d of the batch are the same; blinded elements are never repeated", i+1, j+1)))
 	}
 	res, err := sess.epoch.key.Evaluate(body, sess.mode, s.cfg.MaxBatch)
 	if err != nil {
-		s.mu.Lock()
-		*sess.evaluated.At(kind) -= n
-		s.mu.Unlock()
-		return refuse(errorf(http.StatusBadRequest, "bad_element", "%v", err))
+		return unreserve(refuse(errorf(http.StatusBadRequest, "bad_element", "%v", err)))
 	}
 	ev.Elements, ev.Outcome = n, "evaluated"
 	if err := s.audit(ev); err != nil {
-		s.mu.Lock()
-		*sess.evaluated.At(kind) -= n
-		s.mu.Unlock()
-		return errAuditUnavailable()
+		return unreserve(errAuditUnavailable())
 	}
 	s.metrics.elements.WithLabelValues(sess.mode.String()).Add(float64(n))
 	w.Header().Set("Content-Type", protocol.ContentElements)
@@ -501,62 +543,9 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers
 }
 
 func (s *Server) expireSessions() {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, sess := range s.sessions {
-		if now.After(sess.expires) {
-			delete(s.sessions, id)
-		}
+	if err := s.cfg.State.Prune(context.Background(), s.now()); err != nil {
+		s.log.Warn("pruning the state store", "err", err)
 	}
-}
-
-// limiter counts refused attempts per key in a sliding window and blocks a
-// key that exceeds the limit until the window has passed.
-type limiter struct {
-	mu     sync.Mutex
-	limit  int
-	window time.Duration
-	fails  map[string][]time.Time
-}
-
-func newLimiter(limit int, window time.Duration) *limiter {
-	return &limiter{limit: limit, window: window, fails: map[string][]time.Time{}}
-}
-
-func (l *limiter) prune(key string, now time.Time) []time.Time {
-	ts := l.fails[key]
-	i := 0
-	for i < len(ts) && now.Sub(ts[i]) > l.window {
-		i++
-	}
-	ts = ts[i:]
-	if len(ts) == 0 {
-		delete(l.fails, key)
-	} else {
-		l.fails[key] = ts
-	}
-	return ts
-}
-
-func (l *limiter) blocked(key string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ts := l.prune(key, now)
-	if len(ts) < l.limit {
-		return 0
-	}
-	return l.window - now.Sub(ts[0])
-}
-
-func (l *limiter) fail(key string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ts := l.prune(key, now)
-	if len(l.fails) > 100000 { // bound memory under a flood of addresses
-		clear(l.fails)
-	}
-	l.fails[key] = append(ts, now)
 }
 
 // modeList names modes for a message: "count, members".

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/state"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/psi"
@@ -31,8 +32,13 @@ func serveCommand() *cli.Command {
 		Description: `Reads the inventory through the purpose policy (only advertising-consented,
 not opted-out identifiers are matchable), computes the epoch's set once and
 caches it in the data directory, and serves the v1 API over HTTPS.
-SIGHUP re-reads the inventory and the advertisers file; SIGINT/SIGTERM stop
-gracefully.`,
+SIGHUP re-reads the inventory and the advertisers file (which is also
+checked for changes every 10s); SIGINT/SIGTERM stop gracefully.
+
+Sessions and budget usage are kept durably in DIR/state.jsonl, or with
+--state in a PostgreSQL database that several replicas share; replicas also
+share --seed-file and read the same inventory. /metrics is served on
+--metrics-listen only, never on the API's address.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl) or a postgres:// URL", Required: true},
 			&cli.StringFlag{Name: "inventory-query", Value: pginventory.DefaultQuery, Usage: "the `SQL` that reads a PostgreSQL inventory (columns user_id, kind, value, purposes, opted_out)"},
@@ -50,6 +56,9 @@ gracefully.`,
 			&cli.BoolFlag{Name: "verifiable", Usage: "RFC 9497 verifiable mode: members-mode answers carry DLEQ proofs"},
 			&cli.Uint64Flag{Name: "max-client-rows", Value: psi.DefaultMaxClientRows, Usage: "the largest advertiser list the set's truncation is sized for"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
+			&cli.StringFlag{Name: "state", Usage: "keep sessions and budgets in this PostgreSQL database (a postgres:// `URL` or \"host=... dbname=...\"), shared by replicas; default: the data directory"},
+			&cli.StringFlag{Name: "seed-file", Usage: "the master seed `FILE` (32 bytes, mode 0600, owned by the server's user) shared by replicas; default: DIR/seed, made on first start"},
+			&cli.StringFlag{Name: "metrics-listen", Value: "127.0.0.1:9464", Usage: "`HOST:PORT` of the Prometheus /metrics listener, apart from the API (empty: none)"},
 		},
 		Action: func(c *cli.Context) error {
 			opts := serveOptions{
@@ -58,6 +67,7 @@ gracefully.`,
 				tlsCert: c.String("tls-cert"), tlsKey: c.String("tls-key"), plaintext: c.Bool("plaintext"),
 				rotate: c.Duration("rotate"), reload: c.Duration("reload"), suite: c.String("suite"),
 				verifiable: c.Bool("verifiable"), maxClientRows: c.Uint64("max-client-rows"), quiet: c.Bool("quiet"),
+				state: c.String("state"), seedFile: c.String("seed-file"), metricsListen: c.String("metrics-listen"),
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -100,6 +110,10 @@ type serveOptions struct {
 	verifiable                                                     bool
 	maxClientRows                                                  uint64
 	quiet                                                          bool
+	// state is the --state database ("" for the data directory's journal),
+	// seedFile the shared seed ("" for DIR/seed), metricsListen the
+	// /metrics address ("" for none).
+	state, seedFile, metricsListen string
 }
 
 // runningServer is a started server: its URL, its TLS certificate file (for
@@ -111,6 +125,8 @@ type runningServer struct {
 	http     *http.Server
 	dir      *store.Dir
 	audit    *audit.Log
+	state    state.Store
+	metrics  *http.Server
 	log      *slog.Logger
 	errc     chan error
 	cancel   context.CancelFunc
@@ -142,15 +158,28 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		if rs.audit != nil {
 			rs.audit.Close()
 		}
+		if rs.state != nil {
+			rs.state.Close()
+		}
 		dir.Close()
 		return nil, err
 	}
-	seed, created, err := dir.Seed()
-	if err != nil {
-		return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+	var seed []byte
+	if o.seedFile != "" {
+		if seed, err = store.ReadSeedFile(o.seedFile); err != nil {
+			return fail(withHint(err, exitInput, "--seed-file must be 32 bytes, mode 0600, owned by the user running the server; give every replica the same file"))
+		}
+	} else {
+		var created bool
+		if seed, created, err = dir.Seed(); err != nil {
+			return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+		}
+		if created {
+			log.Info("created a new master seed", "path", dir.Path()+"/seed")
+		}
 	}
-	if created {
-		log.Info("created a new master seed", "path", dir.Path()+"/seed")
+	if rs.state, err = openState(ctx, o.state, dir); err != nil {
+		return fail(err)
 	}
 	if rs.audit, err = audit.Open(dir.AuditPath()); err != nil {
 		return fail(withHint(err, exitInput, "the audit log in --data-dir is unusable"))
@@ -162,7 +191,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	rs.srv, err = server.New(ctx, server.Config{
 		Suite: suite, Seed: seed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
-		Logger: log, Progress: bar.adder("precompute platform set", -1),
+		Logger: log, Progress: bar.adder("precompute platform set", -1), State: rs.state,
 	})
 	bar.done()
 	if err != nil {
@@ -199,6 +228,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		}
 		if certFile == "" {
 			host, _, _ := net.SplitHostPort(ln.Addr().String())
+			var created bool
 			certFile, keyFile, created, err = dir.SelfSignedCert([]string{host})
 			if err != nil {
 				cancel()
@@ -218,6 +248,20 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		// ServeTLS (unlike Serve on a tls.Listener) also sets up HTTP/2.
 		go func() { rs.errc <- rs.http.ServeTLS(ln, "", "") }()
 	}
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			cancel()
+			ln.Close()
+			rs.http.Close()
+			return fail(withHint(err, exitUsage, "choose another --metrics-listen address, or --metrics-listen '' for none"))
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", rs.srv.MetricsHandler())
+		rs.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		go rs.metrics.Serve(mln)
+		log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")
+	}
 	rs.url = fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
 	log.Info("serving", "url", rs.url, "epoch", rs.srv.Epoch(), "set_size", rs.srv.SetSize(), "suite", suite.Name())
 	return rs, nil
@@ -227,6 +271,8 @@ func (rs *runningServer) reload(ctx context.Context) {
 	rs.log.Info("re-reading the inventory and the advertisers")
 	if err := rs.srv.ReloadAdvertisers(); err != nil {
 		rs.log.Error("re-reading the advertisers; the previous ones stay", "err", err)
+	} else {
+		rs.log.Info("advertisers reloaded")
 	}
 	if err := rs.srv.Reload(ctx); err != nil {
 		rs.log.Error("re-reading the inventory; the previous set keeps serving", "err", err)
@@ -239,7 +285,12 @@ func (rs *runningServer) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := rs.http.Shutdown(ctx)
+	if rs.metrics != nil {
+		rs.metrics.Close()
+	}
 	rs.cancel()
+	rs.srv.Close()
+	rs.state.Close()
 	rs.audit.Close()
 	rs.dir.Close()
 	if errors.Is(err, http.ErrServerClosed) {

@@ -47,7 +47,7 @@ var (
 func startServe(t *testing.T, bin string, args ...string) *serveProc {
 	t.Helper()
 	p := &serveProc{t: t, served: make(chan struct{}), exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--quiet"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--quiet"}, args...)...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,13 @@
 // Package advertisers owns the advertiser registry: the JSON file listing
 // each advertiser a platform serves, with the SHA-256 of its bearer token
-// (never the token), the modes it may use and its limits; and the in-memory
-// quotas that enforce those limits.
+// (never the token), the modes it may use and its limits. The usage of
+// those limits is kept by internal/state.
 //
 // Add registers an advertiser and returns its new token, which exists only
-// in the caller's hands from then on. Load reads the registry for a server;
-// Registry.Authenticate finds the advertiser of a presented token in
-// constant time. Quotas counts sessions per rolling day and elements per
-// epoch.
+// in the caller's hands from then on; RotateToken replaces it, Revoke stops
+// it, Update changes limits and modes. Load reads the registry for a
+// server; Registry.Authenticate finds the advertiser of a presented token
+// in constant time, never a revoked one.
 //
 // A token is "psm_" followed by 32 random bytes in unpadded base64url. The
 // file stores hex(SHA-256(token)), the hash of the whole printed string, so
@@ -82,6 +82,9 @@ type Advertiser struct {
 	ElementsPerEpoch int64 `json:"elements_per_epoch"`
 	// Created is when the advertiser was added.
 	Created time.Time `json:"created"`
+	// Revoked, when set, is when the advertiser was revoked: its token is
+	// refused from then on.
+	Revoked time.Time `json:"revoked,omitzero"`
 }
 
 // Allows reports whether the advertiser may use mode.
@@ -201,42 +204,120 @@ func Add(path string, a Advertiser) (token string, err error) {
 	if err := a.Validate(); err != nil {
 		return "", err
 	}
+	err = modify(path, true, func(f *fileFormat) error {
+		for _, o := range f.Advertisers {
+			if o.Name == a.Name {
+				return fmt.Errorf("%w: %s in %s", ErrDuplicate, a.Name, path)
+			}
+		}
+		f.Advertisers = append(f.Advertisers, a)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
 
+// ErrUnknown is the error of a name not in the registry.
+var ErrUnknown = errors.New("advertisers: no such advertiser")
+
+// Update changes the advertiser name in the registry at path with change,
+// which may set its modes and limits (not its name, token or dates); the
+// result is validated before the file is rewritten. A running server picks
+// the change up on its next reload.
+func Update(path, name string, change func(a *Advertiser)) error {
+	return modify(path, false, func(f *fileFormat) error {
+		a, err := find(f, path, name)
+		if err != nil {
+			return err
+		}
+		keep := *a
+		change(a)
+		a.Name, a.TokenSHA256, a.Created, a.Revoked = keep.Name, keep.TokenSHA256, keep.Created, keep.Revoked
+		return a.Validate()
+	})
+}
+
+// Revoke marks the advertiser name revoked: a server refuses its token from
+// its next reload. Revoking twice keeps the first time.
+func Revoke(path, name string) error {
+	return modify(path, false, func(f *fileFormat) error {
+		a, err := find(f, path, name)
+		if err != nil {
+			return err
+		}
+		if a.Revoked.IsZero() {
+			a.Revoked = time.Now().UTC().Truncate(time.Second)
+		}
+		return nil
+	})
+}
+
+// RotateToken gives the advertiser name a new token and returns it; the old
+// one is refused from a server's next reload. It also lifts a revocation.
+func RotateToken(path, name string) (token string, err error) {
+	token, err = newToken()
+	if err != nil {
+		return "", err
+	}
+	err = modify(path, false, func(f *fileFormat) error {
+		a, err := find(f, path, name)
+		if err != nil {
+			return err
+		}
+		a.TokenSHA256, a.Revoked = HashToken(token), time.Time{}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+func find(f *fileFormat, path, name string) (*Advertiser, error) {
+	for i := range f.Advertisers {
+		if f.Advertisers[i].Name == name {
+			return &f.Advertisers[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s in %s", ErrUnknown, name, path)
+}
+
+// modify rewrites the registry at path with fn's change, atomically, under
+// the registry's lock. With create, a missing file starts empty.
+func modify(path string, create bool, fn func(f *fileFormat) error) error {
 	lock, err := atomicfile.LockFile(path+".lock", true)
 	if err != nil {
-		return "", fmt.Errorf("advertisers: %w", err)
+		return fmt.Errorf("advertisers: %w", err)
 	}
 	defer lock.Close()
-	// Temporary files of an Add that died; the lock keeps other Adds out.
 	if _, err := removeStaleTemp(path); err != nil {
-		return "", err
+		return err
 	}
 	var f fileFormat
 	b, err := os.ReadFile(path)
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) && create:
 		f.Version = fileVersion
 	case err != nil:
-		return "", fmt.Errorf("advertisers: %w", err)
+		return fmt.Errorf("advertisers: %w", err)
 	default:
 		if f, err = parse(path, b); err != nil {
-			return "", err
+			return err
 		}
 	}
-	for _, o := range f.Advertisers {
-		if o.Name == a.Name {
-			return "", fmt.Errorf("%w: %s in %s", ErrDuplicate, a.Name, path)
-		}
+	if err := fn(&f); err != nil {
+		return err
 	}
-	f.Advertisers = append(f.Advertisers, a)
 	out, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return "", fmt.Errorf("advertisers: %w", err)
+		return fmt.Errorf("advertisers: %w", err)
 	}
 	if err := atomicfile.WriteFile(path, append(out, '\n'), 0o600); err != nil {
-		return "", fmt.Errorf("advertisers: %w", err)
+		return fmt.Errorf("advertisers: %w", err)
 	}
-	return token, nil
+	return nil
 }
 
 // removeStaleTemp removes the temporary files of path that a crashed Add
@@ -300,7 +381,8 @@ func parse(path string, b []byte) (fileFormat, error) {
 type Registry struct {
 	path        string
 	advertisers []Advertiser
-	hashes      [][sha256.Size]byte // hashes[i] belongs to advertisers[i]
+	hashes      [][sha256.Size]byte // hashes[i] belongs to advertisers[active[i]]
+	active      []int               // the advertisers not revoked
 }
 
 // Load reads and validates the registry file at path. A missing file is an
@@ -322,9 +404,15 @@ func Load(path string) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{path: path, advertisers: f.Advertisers, hashes: make([][sha256.Size]byte, len(f.Advertisers))}
+	r := &Registry{path: path, advertisers: f.Advertisers}
 	for i, a := range f.Advertisers {
-		hex.Decode(r.hashes[i][:], []byte(a.TokenSHA256)) // validated by parse
+		if !a.Revoked.IsZero() {
+			continue // a revoked token matches nothing
+		}
+		var h [sha256.Size]byte
+		hex.Decode(h[:], []byte(a.TokenSHA256)) // validated by parse
+		r.hashes = append(r.hashes, h)
+		r.active = append(r.active, i)
 	}
 	return r, nil
 }
@@ -348,7 +436,8 @@ func (r *Registry) List() []Advertiser {
 // Authenticate returns the advertiser whose token is token. It hashes
 // token and compares the hash with every stored hash using
 // subtle.ConstantTimeCompare, without stopping at a match, so its time
-// depends only on the number of advertisers. The result is a copy.
+// depends only on the number of advertisers not revoked. A revoked
+// advertiser's token is refused. The result is a copy.
 func (r *Registry) Authenticate(token string) (*Advertiser, bool) {
 	h := sha256.Sum256([]byte(token))
 	found := -1
@@ -359,7 +448,7 @@ func (r *Registry) Authenticate(token string) (*Advertiser, bool) {
 	if found < 0 {
 		return nil, false
 	}
-	a := r.advertisers[found]
+	a := r.advertisers[r.active[found]]
 	a.Modes = slices.Clone(a.Modes)
 	return &a, true
 }

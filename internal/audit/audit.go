@@ -22,8 +22,10 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/psimatch/psimatch/internal/atomicfile"
 	"github.com/psimatch/psimatch/psi/inventory"
 )
 
@@ -107,6 +109,8 @@ type Log struct {
 	size      int64 // the length of the file's complete lines
 	now       func() time.Time
 	recovered *Recovered
+	reserved  bool                                    // the reserve file is in place
+	write     func(f *os.File, b []byte) (int, error) // f.Write; tests fill the disk
 }
 
 // Open opens the audit log at path for appending, creating it with mode 0600
@@ -120,7 +124,7 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	l := &Log{f: f, path: path, now: time.Now}
+	l := &Log{f: f, path: path, now: time.Now, write: (*os.File).Write}
 	keep, reason, err := scanTail(f)
 	if err != nil {
 		f.Close()
@@ -144,7 +148,43 @@ func Open(path string) (*Log, error) {
 			return nil, err
 		}
 	}
+	l.mu.Lock()
+	l.makeReserve()
+	l.mu.Unlock()
 	return l, nil
+}
+
+// ReserveBytes is the disk space the log keeps for the events that must be
+// written, in a file beside it (PATH.reserve). When the disk is full, Write
+// frees it and retries, so that sessions opened and batches evaluated are
+// still logged after refusals (WriteOptional) filled the disk; optional
+// events are not written while the reserve is not in place.
+const ReserveBytes = 1 << 20
+
+// ErrNoReserve is the error of an optional event not written because the
+// log's reserve is in use (the disk was full).
+var ErrNoReserve = errors.New("audit: the disk was full; optional events are not written until the reserve is restored")
+
+func (l *Log) reservePath() string { return l.path + ".reserve" }
+
+// makeReserve puts the reserve file in place if it is not; l.mu is held.
+func (l *Log) makeReserve() {
+	if l.reserved {
+		return
+	}
+	if fi, err := os.Stat(l.reservePath()); err == nil && fi.Size() == ReserveBytes {
+		l.reserved = true
+		return
+	}
+	err := atomicfile.WriteFile(l.reservePath(), make([]byte, ReserveBytes), 0o600)
+	l.reserved = err == nil
+}
+
+// Reserved reports whether the reserve is in place.
+func (l *Log) Reserved() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reserved
 }
 
 // Recovered returns what Open cut off the end of the log, or nil if the log
@@ -215,7 +255,14 @@ func scanTail(f *os.File) (keep int64, reason string, err error) {
 // event must be a Named whose JSON is an object: InventoryLoad, Session,
 // Event or a caller's own struct. It must hold no identifier values (see
 // the package documentation).
-func (l *Log) Write(event Named) error {
+func (l *Log) Write(event Named) error { return l.writeEvent(event, true) }
+
+// WriteOptional writes an event that may be dropped (a refusal, a summary):
+// never into the reserve. While the reserve is in use it tries to restore
+// it, and returns ErrNoReserve if it cannot.
+func (l *Log) WriteOptional(event Named) error { return l.writeEvent(event, false) }
+
+func (l *Log) writeEvent(event Named, mandatory bool) error {
 	name := event.EventName()
 	if name == "" {
 		return fmt.Errorf("audit: event %T has no name", event)
@@ -262,7 +309,21 @@ func (l *Log) Write(event Named) error {
 	if l.f == nil {
 		return errors.New("audit: log is closed")
 	}
-	if _, err := l.f.Write(line); err != nil {
+	if !mandatory {
+		if l.makeReserve(); !l.reserved {
+			return fmt.Errorf("%w (event %s)", ErrNoReserve, name)
+		}
+	}
+	_, err = l.write(l.f, line)
+	if err != nil && mandatory && l.reserved && errors.Is(err, syscall.ENOSPC) {
+		// The disk is full: free the reserve for this and the next
+		// mandatory events, and retry.
+		if terr := l.f.Truncate(l.size); terr == nil && os.Remove(l.reservePath()) == nil {
+			l.reserved = false
+			_, err = l.write(l.f, line)
+		}
+	}
+	if err != nil {
 		// Cut off whatever part of the line reached the file.
 		if terr := l.f.Truncate(l.size); terr != nil {
 			return fmt.Errorf("audit: write %s: %w (and removing the partial line failed: %v)", name, err, terr)

@@ -15,6 +15,11 @@ import (
 // SeedSize is the size of the master seed in bytes.
 const SeedSize = 32
 
+// ErrUnsafe is the error of a data directory or secret file that others
+// could read or change: owned by another user, or writable by group or
+// others.
+var ErrUnsafe = errors.New("store: unsafe permissions")
+
 // Dir is an open data directory. It holds the directory's lock until Close.
 // Its methods are safe for concurrent use.
 type Dir struct {
@@ -43,6 +48,12 @@ func Open(path string) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("store: data directory %s is not a directory", path)
 	}
+	if err := checkOwner(path, fi, "data directory"); err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("%w: data directory %s has mode %04o, writable by group or others (who could replace the seed, the sets or the state); run 'chmod go-w %s'", ErrUnsafe, path, perm, path)
+	}
 	lock, err := atomicfile.LockFile(filepath.Join(path, "lock"), false)
 	if err != nil {
 		if errors.Is(err, atomicfile.ErrLocked) {
@@ -66,6 +77,14 @@ func (d *Dir) Path() string { return d.path }
 // AuditPath returns the path of the audit log in the directory, for
 // audit.Open.
 func (d *Dir) AuditPath() string { return filepath.Join(d.path, "audit.jsonl") }
+
+// StateFile is the name of the embedded state store's journal in a data
+// directory.
+const StateFile = "state.jsonl"
+
+// StatePath returns the path of the embedded state store's journal in the
+// directory, for state.OpenJournal.
+func (d *Dir) StatePath() string { return filepath.Join(d.path, StateFile) }
 
 // Close releases the directory's lock.
 func (d *Dir) Close() error { return d.lock.Close() }
@@ -113,8 +132,11 @@ func readSecret(path string, size int64, what string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("store: %s file %s is not a regular file; restore it from a backup", what, path)
 	}
+	if err := checkOwner(path, fi, what+" file"); err != nil {
+		return nil, err
+	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("store: %s file %s has mode %04o, readable by others; run 'chmod 600 %s' and consider whether it was exposed", what, path, perm, path)
+		return nil, fmt.Errorf("%w: %s file %s has mode %04o, readable by others; run 'chmod 600 %s' and consider whether it was exposed", ErrUnsafe, what, path, perm, path)
 	}
 	if size > 0 && fi.Size() != size {
 		return nil, fmt.Errorf("store: %s file %s is %d bytes, want %d; restore it from a backup (a new %s changes every epoch's key)", what, path, fi.Size(), size, what)
@@ -127,4 +149,16 @@ func readSecret(path string, size int64, what string) ([]byte, error) {
 		return nil, fmt.Errorf("store: %s file %s is %d bytes, want %d; restore it from a backup", what, path, len(b), size)
 	}
 	return b, nil
+}
+
+// ReadSeedFile reads a master seed shared by replicas (psimatch serve
+// --seed-file): exactly SeedSize bytes, a regular file owned by this
+// process's user with mode 0600 or narrower. Every replica given the same
+// file derives the same epoch keys, so any of them can serve any session.
+func ReadSeedFile(path string) ([]byte, error) {
+	b, err := readSecret(path, SeedSize, "seed")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store: seed file %s does not exist; make one with 'head -c 32 /dev/urandom > %s && chmod 600 %s' and give the same file to every replica", path, path, path)
+	}
+	return b, err
 }

@@ -37,7 +37,7 @@ func stateSetup(t *testing.T, bin, dir string, sessions, elements int) (args []s
 	inv := filepath.Join(dir, "inventory.csv")
 	os.WriteFile(inv, ib.Bytes(), 0o600)
 	adv := filepath.Join(dir, "advertisers.json")
-	out, errOut, code := runBin(t, bin, nil, "advertiser", "add", "--advertisers", adv, "--name", "durable", "--min-rows", "1",
+	code, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", adv, "--name", "durable", "--min-rows", "1",
 		"--sessions-per-day", strconv.Itoa(sessions), "--elements-per-epoch", strconv.Itoa(elements))
 	if code != 0 {
 		t.Fatalf("advertiser add: %d %s", code, errOut)
@@ -130,7 +130,7 @@ func TestServeBudgetSurvivesKill(t *testing.T) {
 		t.Fatalf("the session's last 600 after the restart: %d %s", status, reason)
 	}
 	// advertiser list reads the usage while the server runs.
-	out, errOut, code := runBin(t, bin, nil, "advertiser", "list", "--advertisers", args[3], "--data-dir", data)
+	code, out, errOut := runIn(t, "", "advertiser", "list", "--advertisers", args[3], "--data-dir", data)
 	if code != 0 || !regexp.MustCompile(`durable .* active +2/2 +\d{8}T\d{6}Z +2000/2500`).MatchString(out) {
 		t.Fatalf("advertiser list: %d\n%s%s", code, out, errOut)
 	}
@@ -175,7 +175,7 @@ func TestServeReplicasShareState(t *testing.T) {
 			t.Fatalf("a fourth session (3 a day, shared): %d %s", status, reason)
 		}
 	}
-	out, errOut, code := runBin(t, bin, nil, "advertiser", "list", "--advertisers", args[3], "--state", conn)
+	code, out, errOut := runIn(t, "", "advertiser", "list", "--advertisers", args[3], "--state", conn)
 	if code != 0 || !strings.Contains(out, "3/3") || !strings.Contains(out, "520/1048576") {
 		t.Fatalf("advertiser list --state: %d\n%s%s", code, out, errOut)
 	}
@@ -298,7 +298,7 @@ func TestServeRevokeOnSIGHUP(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(raw), "psimatch_sessions_total") {
 		t.Fatalf("metrics listener: %d %.200s", resp.StatusCode, raw)
 	}
-	if _, errOut, code := runBin(t, bin, nil, "advertiser", "revoke", "--advertisers", args[3], "--name", "durable"); code != 0 {
+	if code, _, errOut := runIn(t, "", "advertiser", "revoke", "--advertisers", args[3], "--name", "durable"); code != 0 {
 		t.Fatalf("revoke: %d %s", code, errOut)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
@@ -306,7 +306,7 @@ func TestServeRevokeOnSIGHUP(t *testing.T) {
 	if status, reason, _ := p.request(token, "POST", protocol.PathSessions, strings.NewReader(`{"mode":"count","elements":{"email":10}}`), nil); status != 401 {
 		t.Fatalf("revoked token after SIGHUP: %d %s, want 401", status, reason)
 	}
-	out, errOut, code := runBin(t, bin, nil, "advertiser", "rotate-token", "--advertisers", args[3], "--name", "durable")
+	code, out, errOut := runIn(t, "", "advertiser", "rotate-token", "--advertisers", args[3], "--name", "durable")
 	if code != 0 || !strings.HasPrefix(out, "psm_") || strings.Count(out, "\n") != 1 {
 		t.Fatalf("rotate-token: %d %q %s", code, out, errOut)
 	}

@@ -1,9 +1,9 @@
 package protocol
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"encoding/hex"
 	"net/url"
 
 	"github.com/psimatch/psimatch/psi"

@@ -80,9 +80,9 @@ func TestDemoAndPieces(t *testing.T) {
 	}
 	// A missing identifier column names --email-column and lists the columns.
 	bad := filepath.Join(dir, "bad.csv")
-	os.WriteFile(bad, []byte("name,mail\nx,y@example.com\n"), 0o600)
+	os.WriteFile(bad, []byte("name,address\nx,y@example.com\n"), 0o600)
 	_, errOut, code = runBin(t, bin, nil, "match", "--input", bad, "--dry-run")
-	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, mail") {
+	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, address") {
 		t.Fatalf("missing column exit %d:\n%s", code, errOut)
 	}
 	// An unreachable server names the URL.

@@ -186,6 +186,20 @@ func TestRemoteDeployment(t *testing.T) {
 			t.Fatalf("exit %d\n%s", code, errs)
 		}
 	})
+	t.Run("row limits", func(t *testing.T) {
+		adv := filepath.Join(d.dir, "advertisers.json")
+		small, err := advertisers.Add(adv, advertisers.Advertiser{Name: "small", Modes: []psi.Mode{psi.ModeCount}, MinRows: 1000, MaxRows: 5000, SessionsPerDay: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.rs.srv.ReloadAdvertisers(); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errs := runCLI(t, "", "match", "--server", "https://localhost:"+d.port, "--token", small, "--input", d.list, "--quiet", "--ca-cert", d.rs.certFile)
+		if code != exitInput || !strings.Contains(errs, "minimum is 1000") || !strings.Contains(errs, "hint: the platform sets each advertiser's row limits") {
+			t.Fatalf("exit %d\n%s", code, errs)
+		}
+	})
 	t.Run("members with --id-column", func(t *testing.T) {
 		p := filepath.Join(d.dir, "matches.csv")
 		code, out, errs := match("https://localhost:"+d.port, "--ca-cert", d.rs.certFile, "--mode", "members", "--matches", p, "--id-column", "customer_id")

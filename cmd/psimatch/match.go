@@ -231,7 +231,7 @@ func classifyClientError(err error, server string) error {
 		}
 		return withHint(err, exitFailure)
 	case errors.As(err, &ua):
-		return withHint(err, exitNetwork, "the server's certificate is from an unknown authority: pass its CA (or self-signed) certificate with --ca-cert FILE")
+		return withHint(err, exitNetwork, "the server's certificate is from an unknown authority: pass its CA (or self-signed) certificate with --ca-cert FILE, or its fingerprint with --server-fingerprint sha256:...")
 	case errors.As(err, &hostErr):
 		return withHint(err, exitNetwork, "the server's certificate does not name "+hostErr.Host+": check --server, ask the platform to add the name with serve --tls-host "+hostErr.Host+", or trust the certificate with --server-fingerprint")
 	case errors.As(err, &dnsErr), errors.As(err, &opErr), errors.Is(err, context.DeadlineExceeded):

@@ -32,6 +32,11 @@ func listen(o serveOptions, dir *store.Dir, log *slog.Logger) (*listener, error)
 	if o.tlsCert != "" && len(o.tlsHosts) > 0 {
 		return nil, usageError("--tls-host names the hosts of the self-signed certificate; with --tls-cert the certificate's own names apply")
 	}
+	for _, h := range o.tlsHosts {
+		if !store.ValidHostName(h) {
+			return nil, usageError("--tls-host %q: want a DNS name (letters, digits, hyphens and dots) or an IP address, without a port", h)
+		}
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, withHint(err, exitUsage, "choose another --listen address")

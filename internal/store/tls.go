@@ -78,7 +78,9 @@ func certHosts(hosts []string) []string {
 			add("127.0.0.1")
 			add("::1")
 			name, ips := localAddrs()
-			add(name)
+			if ValidHostName(name) { // a name a certificate cannot hold is left out, not fatal
+				add(name)
+			}
 			for _, ip := range ips {
 				add(ip.String())
 			}
@@ -93,6 +95,32 @@ func certHosts(hosts []string) []string {
 		out = []string{"localhost", "127.0.0.1"}
 	}
 	return out
+}
+
+// ValidHostName reports whether h is an IP address or a DNS name that a
+// certificate can carry and a client can verify: dot-separated labels of
+// ASCII letters, digits and hyphens, not starting or ending with a hyphen,
+// at most 253 characters.
+func ValidHostName(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i] | 0x20
+			if !('a' <= c && c <= 'z' || '0' <= label[i] && label[i] <= '9' || label[i] == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Fingerprint is how an operator reads a certificate out to an advertiser

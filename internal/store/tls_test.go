@@ -54,6 +54,25 @@ func TestCertHosts(t *testing.T) {
 	}
 }
 
+func TestValidHostName(t *testing.T) {
+	for h, want := range map[string]bool{
+		"psi.example.com": true, "localhost": true, "psi-1.example.com.": true, "127.0.0.2": true, "::1": true, "2001:db8::7": true,
+		"": false, "psi_1.example.com": false, "-psi.example.com": false, "psi..example.com": false, "psi.example.com:8443": false,
+		"bücher.example": false, "a b": false, strings.Repeat("a", 64) + ".com": false,
+	} {
+		if got := ValidHostName(h); got != want {
+			t.Errorf("ValidHostName(%q) = %v", h, got)
+		}
+	}
+	// A host name a certificate cannot hold is left out of the wildcard's names.
+	was := localAddrs
+	t.Cleanup(func() { localAddrs = was })
+	localAddrs = func() (string, []net.IP) { return "bad_host", nil }
+	if got := certHosts([]string{"::"}); slices.Contains(got, "bad_host") {
+		t.Errorf("%q", got)
+	}
+}
+
 func TestFingerprint(t *testing.T) {
 	d := openTemp(t)
 	certFile, keyFile, _, err := d.SelfSignedCert(nil)
@@ -173,5 +192,26 @@ func TestSelfSignedCertReplaced(t *testing.T) {
 	os.Chmod(keyFile, 0o644)
 	if _, _, _, err := d.SelfSignedCert(nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable key: %v", err)
+	}
+}
+
+// TestWildcardCertStable: a certificate for a wildcard listen is reused on
+// the next start (its fingerprint, which advertisers pinned, stays), and is
+// re-issued when a --tls-host name is added.
+func TestWildcardCertStable(t *testing.T) {
+	d := openTemp(t)
+	certFile, _, created, err := d.SelfSignedCert([]string{"0.0.0.0"})
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	before, _ := os.ReadFile(certFile)
+	if _, _, created, err := d.SelfSignedCert([]string{"0.0.0.0"}); err != nil || created {
+		t.Fatalf("restart: created %v, %v; want the same certificate", created, err)
+	}
+	if after, _ := os.ReadFile(certFile); string(after) != string(before) {
+		t.Fatal("the certificate changed on restart")
+	}
+	if _, _, created, err := d.SelfSignedCert([]string{"0.0.0.0", "psi.example.com"}); err != nil || !created {
+		t.Fatalf("added name: created %v, %v; want a new certificate", created, err)
 	}
 }

@@ -117,7 +117,7 @@ func TestCloseEarly(t *testing.T) {
 	if err := src.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 30*time.Second { // reading all 3 GB would take minutes
 		t.Errorf("Close took %v after 10 of 10 million rows", d)
 	}
 	if err := src.Next(&r); err != io.EOF {

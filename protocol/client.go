@@ -98,6 +98,12 @@ func (c *Client) progress(step string, done, total int64) {
 // do sends a request with the token and counts the bytes both ways. A
 // non-2xx answer becomes a *StatusError.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, header http.Header) (*http.Response, error) {
+	if err := CheckServerURL(c.Server); err != nil {
+		return nil, err
+	}
+	if err := CheckToken(c.Token); err != nil {
+		return nil, err
+	}
 	u := strings.TrimRight(c.Server, "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
@@ -174,12 +180,12 @@ func (c *Client) Open(ctx context.Context, m psi.Mode, elements Counts) (*Sessio
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}
-	if info.Verifiable && info.ProofChunk != psi.ProofChunk {
-		return nil, fmt.Errorf("%w: proof chunk %d, this client proves chunks of %d", ErrBadResponse, info.ProofChunk, psi.ProofChunk)
-	}
 	pk, err := hex.DecodeString(info.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: public key is not hex", ErrBadResponse)
+	}
+	if err := info.check(suite, pk); err != nil {
+		return nil, err
 	}
 	return &Session{c: c, Info: info, Mode: m, Suite: suite, pk: pk}, nil
 }
@@ -323,7 +329,7 @@ func (s *Session) Set(ctx context.Context, limit int64) (set *setcodec.Set, cach
 // digest is there and checks, else downloaded, checked against the digest
 // and cached.
 func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int64) (*setcodec.Set, bool, error) {
-	if d, err := hex.DecodeString(sess.SetDigest); err != nil || len(d) != 32 || hex.EncodeToString(d) != sess.SetDigest {
+	if !validDigest(sess.SetDigest) {
 		// It names a cache file: only 64 lowercase hex characters may.
 		return nil, false, fmt.Errorf("%w: set digest is not 64 lowercase hex characters", ErrBadResponse)
 	}
@@ -337,6 +343,9 @@ func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int6
 			}
 			os.Remove(cachePath) // corrupt or stale: fetch again
 		}
+	}
+	if sess.SetBytes <= 0 || sess.SetSize < 0 {
+		return nil, false, fmt.Errorf("%w: set_bytes %d, set_size %d", ErrBadResponse, sess.SetBytes, sess.SetSize)
 	}
 	limit = min(limit, int64(sess.SetBytes))
 	c.progress("download set", 0, limit)

@@ -191,7 +191,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+protocol.PathSessions, s.authed(s.openSession))
 	mux.HandleFunc("GET "+protocol.PathSession+"{id}/set", s.authed(s.getSet))
 	mux.HandleFunc("POST "+protocol.PathSession+"{id}/evaluate", s.authed(s.evaluate))
-	return mux
+	return s.contract(mux)
 }
 
 // apiError is an error answer.
@@ -325,13 +325,8 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		Mode     string         `json:"mode"`
 		Elements map[string]int `json:"elements"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, protocol.MaxControlBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return errorf(http.StatusBadRequest, "malformed", "the session request is not the expected JSON object: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "malformed", "the session request has data after its JSON object")
+	if e := decodeJSON(w, r, &req); e != nil {
+		return e
 	}
 	st := s.current.Load()
 	mode, modeErr := psi.ParseMode(req.Mode)

@@ -36,20 +36,27 @@ type hardened struct {
 	client *http.Client
 }
 
-const (
-	testReadHeaderTimeout = 300 * time.Millisecond
-	testReadTimeout       = time.Second
-	testWriteTimeout      = 2 * time.Second
-	testIdleTimeout       = 500 * time.Millisecond
-)
-
-func newHardened(t *testing.T, f *fixture) *hardened {
-	return newHardenedTimeouts(t, f, testReadTimeout, testWriteTimeout)
+// serverTimeouts are the http.Server timeouts a hardened server runs with.
+type serverTimeouts struct {
+	header, read, write, idle time.Duration
 }
 
-// newHardenedTimeouts is newHardened with other body read and write
-// timeouts (the load test's uploads share two cores with 32 clients).
-func newHardenedTimeouts(t *testing.T, f *fixture, read, write time.Duration) *hardened {
+// hostileTimeouts are short enough that slow senders are cut off within a
+// test, and long enough that an honest request on a loaded two-core machine
+// (TLS handshake included: ReadHeaderTimeout bounds it too) is never cut off.
+var hostileTimeouts = serverTimeouts{header: time.Second, read: 3 * time.Second, write: 20 * time.Second, idle: time.Second}
+
+// loadTimeouts are for the load test, which checks throughput and memory,
+// not timeouts: 32 clients share two cores, so a TLS handshake or an upload
+// can wait for seconds, and no timeout may fire.
+var loadTimeouts = serverTimeouts{header: 5 * time.Minute, read: 5 * time.Minute, write: 5 * time.Minute, idle: 5 * time.Minute}
+
+func newHardened(t *testing.T, f *fixture) *hardened {
+	return newHardenedTimeouts(t, f, hostileTimeouts)
+}
+
+// newHardenedTimeouts is newHardened with other timeouts.
+func newHardenedTimeouts(t *testing.T, f *fixture, to serverTimeouts) *hardened {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,10 +65,10 @@ func newHardenedTimeouts(t *testing.T, f *fixture, read, write time.Duration) *h
 	h := &hardened{f: f, addr: ln.Addr().String()}
 	h.srv = &http.Server{
 		Handler:           f.srv.Handler(),
-		ReadHeaderTimeout: testReadHeaderTimeout,
-		ReadTimeout:       read,
-		WriteTimeout:      write,
-		IdleTimeout:       testIdleTimeout,
+		ReadHeaderTimeout: to.header,
+		ReadTimeout:       to.read,
+		WriteTimeout:      to.write,
+		IdleTimeout:       to.idle,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		TLSConfig:         &tls.Config{Certificates: f.ts.TLS.Certificates, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
@@ -262,10 +269,10 @@ func TestHostileElements(t *testing.T) {
 		if status != 413 || er.Reason != "too_large" {
 			t.Fatalf("chunked beyond the limit: %d %q", status, er.Reason)
 		}
-		// A 16 MiB control message is cut at 16 KiB.
+		// A 16 MiB control message is cut at 16 KiB: 413, as for any body.
 		huge := `{"mode":"count","elements":{"email":10},"x":"` + strings.Repeat("a", 16<<20) + `"}`
 		status, er, _ = h.raw(t, tok, "POST", protocol.PathSessions, strings.NewReader(huge), nil)
-		if status != 400 || er.Reason != "malformed" {
+		if status != 413 || er.Reason != "too_large" {
 			t.Fatalf("huge session request: %d %q", status, er.Reason)
 		}
 	})
@@ -375,7 +382,7 @@ func TestHostileSessions(t *testing.T) {
 			{`{"mode":"count","elements":{"email":100001}}`, "400", "above_max_rows"},
 			{`{"mode":"count","elements":{}}`, "400", "below_min_rows"},
 			{`{"mode":"count","elements":{"email":1e400}}`, "400", "malformed"},
-			{`{"mode":"count","elements":{"email":10},"extra":1}`, "400", "malformed"},
+			{`{"mode":"count","elements":{"email":10},"extra":1}`, "201", ""}, // unknown fields are ignored in v1
 			{`{"mode":"count","elements":{"email":10}} {"mode":"members"}`, "400", "malformed"},
 			{`{"mode":"count","elements":{"email":10}}0`, "400", "malformed"},
 			{`[]`, "400", "malformed"},
@@ -473,10 +480,10 @@ func TestHostileSlowAndIdle(t *testing.T) {
 		c := dial(t)
 		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n", protocol.PathSessions, tok)
 		for range 3 { // one header byte at a time, never finishing
-			time.Sleep(testReadHeaderTimeout / 3)
+			time.Sleep(hostileTimeouts.header / 3)
 			c.Write([]byte("X"))
 		}
-		got, d := closedWithin(t, c, 5*time.Second)
+		got, d := closedWithin(t, c, time.Minute)
 		if strings.Contains(got, "201") {
 			t.Fatalf("a session opened for an unfinished request: %q", got)
 		}
@@ -487,7 +494,7 @@ func TestHostileSlowAndIdle(t *testing.T) {
 		c := dial(t)
 		fmt.Fprintf(c, "POST %sevaluate?kind=email HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nPsimatch-Elements: 100\r\nContent-Length: 3200\r\n\r\n", protocol.PathSession+sess.ID+"/", tok)
 		c.Write(blinded(t, false, 1)[:10])
-		got, d := closedWithin(t, c, 5*time.Second)
+		got, d := closedWithin(t, c, time.Minute)
 		if !strings.Contains(got, " 400 ") || !strings.Contains(got, `"reason":"read_error"`) {
 			t.Fatalf("slow body: want a 400 read_error answer, got %q", got)
 		}
@@ -516,7 +523,7 @@ func TestHostileSlowAndIdle(t *testing.T) {
 		}
 		h.mustStillServe(t)
 		for i, c := range conns {
-			closedWithin(t, c, 5*time.Second)
+			closedWithin(t, c, time.Minute)
 			if i == 0 {
 				t.Logf("%d idle connections held; the server closed them within its timeouts", len(conns))
 			}
@@ -535,10 +542,11 @@ func goroutineDump() string {
 	return string(buf[:runtime.Stack(buf, true)])
 }
 
-// waitGoroutines waits until at most max goroutines run, for up to 10 s.
+// waitGoroutines waits until at most max goroutines run, for up to a
+// minute (a bound for a failure, not a margin an honest run depends on).
 func waitGoroutines(t *testing.T, max int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		n := countGoroutines()
 		if n <= max {

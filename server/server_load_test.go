@@ -30,7 +30,7 @@ func TestLoadConcurrentAdvertisers(t *testing.T) {
 		rows = 100
 	}
 	f := newFixture(t, false)
-	h := newHardenedTimeouts(t, f, 5*time.Minute, 5*time.Minute)
+	h := newHardenedTimeouts(t, f, loadTimeouts)
 	h.client.Timeout = 5 * time.Minute
 	type job struct {
 		name  string

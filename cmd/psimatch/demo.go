@@ -59,6 +59,7 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+		fmt.Fprintf(w, "working in %s, which is deleted when the demo ends (--keep DIR keeps the files)\n", tmp)
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return withHint(err, exitInput, "check the directory given to --keep")
 	}

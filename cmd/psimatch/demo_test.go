@@ -54,9 +54,9 @@ func TestDemoAndPieces(t *testing.T) {
 	}
 	// A missing identifier column names --email-column and lists the columns.
 	bad := filepath.Join(dir, "bad.csv")
-	os.WriteFile(bad, []byte("name,mail\nx,y@example.com\n"), 0o600)
+	os.WriteFile(bad, []byte("name,address\nx,y@example.com\n"), 0o600)
 	code, _, errOut = runIn(t, "", "match", "--input", bad, "--dry-run")
-	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, mail") {
+	if code != exitInput || !strings.Contains(errOut, "--email-column") || !strings.Contains(errOut, "name, address") {
 		t.Fatalf("missing column exit %d:\n%s", code, errOut)
 	}
 	// An unreachable server names the URL.
@@ -82,7 +82,7 @@ func TestDemoAndPieces(t *testing.T) {
 		{"missing CA file", with("--token", token, "--ca-cert", filepath.Join(dir, "none.pem")), exitInput, []string{"none.pem", "--ca-cert"}},
 		{"CA not PEM", with("--token", token, "--ca-cert", customers), exitInput, []string{"no PEM certificate"}},
 		{"wrong token", with("--token", "psm_wrong", "--ca-cert", ca), exitAuth, []string{"psimatch: hint: the server refused the token"}},
-		{"no token", with("--ca-cert", ca), exitUsage, []string{"--token or PSIMATCH_TOKEN is required"}},
+		{"no token", with("--ca-cert", ca), exitUsage, []string{"--token, --token-file or PSIMATCH_TOKEN is required"}},
 		{"no server", []string{"match", "--input", customers}, exitUsage, []string{"--server is required"}},
 		{"bad mode", with("--mode", "all"), exitUsage, []string{"--mode: want count or members"}},
 		{"verifiable count", with("--verifiable"), exitUsage, []string{"--verifiable needs --mode members"}},

@@ -76,7 +76,6 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		// Errors are formatted by report; urfave/cli must not exit on its own.
 		ExitErrHandler:        func(*cli.Context, error) {},
-		HideHelpCommand:       true,
 		Commands:              commands(),
 		CustomAppHelpTemplate: cli.AppHelpTemplate + exitStatusHelp,
 	}

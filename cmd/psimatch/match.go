@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,20 +30,27 @@ func matchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "match",
 		Usage: "match a customer list against a platform's server, sending no raw or hashed identifier",
-		Description: `Reads a CSV with a header; columns email, phone, email_sha256 and
-phone_sha256 (SHA-256 hex or base64 of the normalized value) are found by name.
-Identifiers are normalized, deduplicated and blinded before anything is sent.`,
+		Description: `Reads a CSV with a header (comma, semicolon, tab or | separated; a UTF-8
+byte order mark is fine). Identifier columns are found by name, ignoring case
+and punctuation: email, e-mail, email address, mail; phone, phone number,
+mobile, cell, telephone, tel; email_sha256 and phone_sha256 (SHA-256 hex or
+base64 of the normalized value). Identifiers are normalized, deduplicated and
+blinded before anything is sent. The list and the output paths are checked
+before a session is opened.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "server", Usage: "the platform's `URL`, such as https://psi.example.net:8443"},
 			&cli.StringFlag{Name: "token", EnvVars: []string{"PSIMATCH_TOKEN"}, Usage: "bearer `TOKEN` given by the platform (or set PSIMATCH_TOKEN)"},
-			&cli.StringFlag{Name: "input", Usage: "the customer list `FILE` (CSV with a header)", Required: true},
+			&cli.StringFlag{Name: "token-file", Usage: "read the bearer token from `FILE` (first line)"},
+			&cli.StringFlag{Name: "input", Usage: "the customer list `FILE` (CSV with a header; - for standard input)", Required: true},
 			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` of the certificate authority (or self-signed certificate) to trust for the server"},
+			&cli.StringFlag{Name: "server-fingerprint", Usage: "trust exactly the server certificate with this `sha256:HEX` fingerprint (printed by serve), instead of --ca-cert"},
 			&cli.StringFlag{Name: "mode", Value: "count", Usage: "count (how many match) or members (which rows; the platform must allow it)"},
 			&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of phone numbers written without a country code, such as US"},
 			&cli.StringFlag{Name: "report", Usage: "write the report as one JSON object to `FILE`"},
-			&cli.StringFlag{Name: "matches", Usage: "members mode: write the matched rows as CSV (row,matched) to `FILE`"},
-			&cli.StringFlag{Name: "email-column", Value: "email", Usage: "`NAME` of the plaintext email column"},
-			&cli.StringFlag{Name: "phone-column", Value: "phone", Usage: "`NAME` of the plaintext phone column"},
+			&cli.StringFlag{Name: "matches", Usage: "members mode: write the matched rows as CSV (row,matched, or row,ID,matched with --id-column) to `FILE`"},
+			&cli.StringFlag{Name: "email-column", Usage: "`NAME` of the plaintext email column (default: a header such as email or Email Address)"},
+			&cli.StringFlag{Name: "phone-column", Usage: "`NAME` of the plaintext phone column (default: a header such as phone, mobile or Phone Number)"},
+			&cli.StringFlag{Name: "id-column", Usage: "`NAME` of a column (your customer id) copied into --matches for each matched row"},
 			&cli.StringFlag{Name: "cache-dir", Usage: "`DIR` to cache the platform's set per epoch (default: the user cache directory)"},
 			&cli.BoolFlag{Name: "verifiable", Usage: "members mode: refuse a server that does not prove (RFC 9497 VOPRF) that it used its published key"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "read and normalize the input and print what would be sent, without contacting the server"},
@@ -63,12 +72,32 @@ func matchAction(c *cli.Context) error {
 		return usageError("--matches needs --mode members: count mode does not say which rows matched")
 	}
 	if r := c.String("default-region"); r != "" && !normalize.ValidRegion(r) {
-		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
+		return regionError(r)
+	}
+	if c.String("id-column") != "" && c.String("matches") == "" {
+		return usageError("--id-column is written to --matches: give --matches FILE too")
+	}
+	var cfg *clientConfig
+	if !c.Bool("dry-run") {
+		// Everything that can fail without the server fails before the list
+		// is read and before a session is opened.
+		var err error
+		if cfg, err = checkClientFlags(c); err != nil {
+			return err
+		}
+		for _, flag := range []string{"report", "matches"} {
+			if err := checkWritable(flag, c.String(flag)); err != nil {
+				return err
+			}
+		}
 	}
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
 	defer bar.done()
 	list, err := readList(c, bar)
 	if err != nil {
+		return err
+	}
+	if err := checkList(c, list); err != nil {
 		return err
 	}
 	w := c.App.Writer
@@ -81,13 +110,7 @@ func matchAction(c *cli.Context) error {
 		}
 		return nil
 	}
-	if c.String("server") == "" {
-		return usageError("--server is required (or use --dry-run)")
-	}
-	if c.String("token") == "" {
-		return usageError("--token or PSIMATCH_TOKEN is required: the platform gives each advertiser a token")
-	}
-	cl, err := newClient(c)
+	cl, err := newClient(c, cfg)
 	if err != nil {
 		return err
 	}
@@ -98,7 +121,7 @@ func matchAction(c *cli.Context) error {
 		return classifyClientError(err, c.String("server"))
 	}
 	if path := c.String("matches"); path != "" {
-		if err := writeMatches(path, rep); err != nil {
+		if err := writeMatches(path, rep, list); err != nil {
 			return withHint(err, exitInput, "check the path given to --matches")
 		}
 	}
@@ -114,20 +137,26 @@ func matchAction(c *cli.Context) error {
 
 func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 	path := c.String("input")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, withHint(err, exitInput, "check the path given to --input")
-	}
-	defer f.Close()
-	var in io.Reader = f
-	if fi, err := f.Stat(); err == nil && bar.enabled {
-		in = &countingReader{r: f, step: "read and normalize " + filepath.Base(path), total: fi.Size(), bar: bar}
+	var in io.Reader
+	name := filepath.Base(path)
+	if path == "-" {
+		in, name = c.App.Reader, "standard input"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, withHint(err, exitInput, "check the path given to --input")
+		}
+		defer f.Close()
+		in = f
+		if fi, err := f.Stat(); err == nil && bar.enabled {
+			in = &countingReader{r: f, step: "read and normalize " + name, total: fi.Size(), bar: bar}
+		}
 	}
 	shown := 0
 	hidden := 0
 	list, err := customers.Read(in, customers.Options{
-		Name: filepath.Base(path), DefaultRegion: c.String("default-region"),
-		EmailColumn: c.String("email-column"), PhoneColumn: c.String("phone-column"),
+		Name: name, DefaultRegion: c.String("default-region"),
+		EmailColumn: c.String("email-column"), PhoneColumn: c.String("phone-column"), IDColumn: c.String("id-column"),
 	}, func(e *customers.LineError) {
 		if shown < maxInvalidShown {
 			fmt.Fprintf(c.App.ErrWriter, "%v\n", e)
@@ -143,33 +172,29 @@ func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 	if errors.Is(err, customers.ErrNoIdentifierColumn) {
 		return nil, withHint(err, exitInput, "name the columns with --email-column NAME or --phone-column NAME")
 	}
+	if errors.Is(err, customers.ErrColumnNotFound) {
+		return nil, withHint(err, exitInput, "give one of the columns found, as written (case and punctuation do not matter)")
+	}
+	if errors.Is(err, customers.ErrMalformed) {
+		return nil, withHint(err, exitInput, "fix that line (or export the list again with quoting on) and run again")
+	}
 	if err != nil {
 		return nil, withHint(err, exitInput)
 	}
 	return list, nil
 }
 
-func newClient(c *cli.Context) (*protocol.Client, error) {
+func newClient(c *cli.Context, cfg *clientConfig) (*protocol.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ForceAttemptHTTP2 = true
-	if ca := c.String("ca-cert"); ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, withHint(err, exitInput, "check the path given to --ca-cert")
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, withHint(fmt.Errorf("%s: no PEM certificate in it", ca), exitInput, "--ca-cert wants the server's CA or self-signed certificate in PEM")
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
+	tr.TLSClientConfig = cfg.tls
 	cache := c.String("cache-dir")
 	if cache == "" {
 		if d, err := os.UserCacheDir(); err == nil {
 			cache = filepath.Join(d, "psimatch", "sets")
 		}
 	}
-	return &protocol.Client{Server: c.String("server"), Token: c.String("token"), HTTP: &http.Client{Transport: tr, Timeout: 2 * time.Hour}, CacheDir: cache}, nil
+	return &protocol.Client{Server: cfg.server, Token: cfg.token, HTTP: &http.Client{Transport: tr, Timeout: 2 * time.Hour}, CacheDir: cache}, nil
 }
 
 // classifyClientError gives each failure of a match its exit status and a
@@ -181,7 +206,20 @@ func classifyClientError(err error, server string) error {
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	var ee *psi.ElementError
+	var rhe tls.RecordHeaderError
 	switch {
+	case errors.Is(err, errFingerprint):
+		return withHint(err, exitNetwork, "the server showed another certificate than the one you were told to trust: check the fingerprint with the platform (serve prints it at start)")
+	case errors.As(err, &rhe), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return withHint(err, exitNetwork, "the server at "+server+" does not speak TLS: the platform may serve plain http (--plaintext); ask it for the https:// address")
+	case errors.Is(err, protocol.ErrServerURL), errors.Is(err, protocol.ErrToken):
+		return withHint(err, exitUsage)
+	case errors.As(err, &se) && strings.HasPrefix(server, "http://") && se.Status == http.StatusBadRequest && se.Reason == "":
+		// Go's TLS servers answer a plain HTTP request with a bare 400.
+		return withHint(err, exitNetwork, "the server speaks TLS: use --server "+"https://"+strings.TrimPrefix(server, "http://"))
+	case errors.As(err, &se) && (se.Reason == "below_min_rows" || se.Reason == "above_max_rows"):
+		return withHint(err, exitInput, "the platform sets each advertiser's row limits: "+
+			map[string]string{"below_min_rows": "add rows, or ask the platform to lower the minimum", "above_max_rows": "split the list, or ask the platform to raise the maximum"}[se.Reason])
 	case errors.As(err, &se):
 		switch se.Status {
 		case http.StatusUnauthorized:
@@ -193,9 +231,9 @@ func classifyClientError(err error, server string) error {
 		}
 		return withHint(err, exitFailure)
 	case errors.As(err, &ua):
-		return withHint(err, exitNetwork, "the server's certificate is from an unknown authority: pass its CA (or self-signed) certificate with --ca-cert FILE")
+		return withHint(err, exitNetwork, "the server's certificate is from an unknown authority: pass its CA (or self-signed) certificate with --ca-cert FILE, or its fingerprint with --server-fingerprint sha256:...")
 	case errors.As(err, &hostErr):
-		return withHint(err, exitNetwork, "the server's certificate does not name "+server+"; check --server")
+		return withHint(err, exitNetwork, "the server's certificate does not name "+hostErr.Host+": check --server, ask the platform to add the name with serve --tls-host "+hostErr.Host+", or trust the certificate with --server-fingerprint")
 	case errors.As(err, &dnsErr), errors.As(err, &opErr), errors.Is(err, context.DeadlineExceeded):
 		return withHint(err, exitNetwork, "could not reach the server at "+server+"; check --server and that the server is running")
 	case errors.Is(err, protocol.ErrNotVerifiable):
@@ -250,11 +288,17 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// writeMatches writes the members-mode matches: header row,matched, then
-// for each matched data row its 1-based number and the kinds (email;phone).
-func writeMatches(path string, r *protocol.Report) error {
+// writeMatches writes the members-mode matches as CSV: a header, then for
+// each matched data row its 1-based number, its --id-column value when one
+// was named, and the kinds that matched (email;phone).
+func writeMatches(path string, r *protocol.Report, list *customers.List) error {
 	return atomicfile.Write(path, 0o600, func(w io.Writer) error {
-		if _, err := io.WriteString(w, "row,matched\n"); err != nil {
+		cw := csv.NewWriter(w)
+		header := []string{"row", "matched"}
+		if list.IDColumn != "" {
+			header = []string{"row", list.IDColumn, "matched"}
+		}
+		if err := cw.Write(header); err != nil {
 			return err
 		}
 		for i, kinds := range r.RowMatches {
@@ -265,11 +309,16 @@ func writeMatches(path string, r *protocol.Report) error {
 			for j, k := range kinds {
 				names[j] = k.String()
 			}
-			if _, err := fmt.Fprintf(w, "%d,%s\n", i+1, strings.Join(names, ";")); err != nil {
+			rec := []string{strconv.Itoa(i + 1), strings.Join(names, ";")}
+			if list.IDColumn != "" {
+				rec = []string{rec[0], list.RowID(i), rec[1]}
+			}
+			if err := cw.Write(rec); err != nil {
 				return err
 			}
 		}
-		return nil
+		cw.Flush()
+		return cw.Error()
 	})
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +48,7 @@ share --seed-file and read the same inventory. /metrics is served on
 			&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of inventory phone numbers written without a country code"},
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); without it a self-signed one is made in DIR/tls"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS key `FILE` (PEM)"},
+			&cli.StringSliceFlag{Name: "tls-host", Usage: "a `NAME` or address advertisers use to reach this server, added to the self-signed certificate (repeatable)"},
 			&cli.BoolFlag{Name: "plaintext", Usage: "serve plain HTTP, only behind a TLS-terminating proxy"},
 			&cli.DurationFlag{Name: "rotate", Value: 24 * time.Hour, Usage: "epoch length: the key and the set change this often"},
 			&cli.DurationFlag{Name: "reload", Usage: "re-read the inventory this often (0: only on SIGHUP)"},
@@ -64,7 +64,7 @@ share --seed-file and read the same inventory. /metrics is served on
 			opts := serveOptions{
 				inventory: c.String("inventory"), format: c.String("inventory-format"), query: c.String("inventory-query"), dataDir: c.String("data-dir"),
 				advertisers: c.String("advertisers"), listen: c.String("listen"), region: c.String("default-region"),
-				tlsCert: c.String("tls-cert"), tlsKey: c.String("tls-key"), plaintext: c.Bool("plaintext"),
+				tlsCert: c.String("tls-cert"), tlsKey: c.String("tls-key"), tlsHosts: c.StringSlice("tls-host"), plaintext: c.Bool("plaintext"),
 				rotate: c.Duration("rotate"), reload: c.Duration("reload"), suite: c.String("suite"),
 				verifiable: c.Bool("verifiable"), maxClientRows: c.Uint64("max-client-rows"), quiet: c.Bool("quiet"),
 				state: c.String("state"), seedFile: c.String("seed-file"), metricsListen: c.String("metrics-listen"),
@@ -104,6 +104,7 @@ share --seed-file and read the same inventory. /metrics is served on
 type serveOptions struct {
 	inventory, format, query, dataDir, advertisers, listen, region string
 	tlsCert, tlsKey                                                string
+	tlsHosts                                                       []string
 	plaintext                                                      bool
 	rotate, reload                                                 time.Duration
 	suite                                                          string
@@ -154,6 +155,13 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		return nil, withHint(err, exitInput, "check --data-dir; only one server may use a data directory")
 	}
 	rs := &runningServer{dir: dir, log: log, errc: make(chan error, 1)}
+	// Bind the port and load the certificate before reading the inventory.
+	l, err := listen(o, dir, log)
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
+	ln := l.ln
 	fail := func(err error) (*runningServer, error) {
 		if rs.audit != nil {
 			rs.audit.Close()
@@ -161,6 +169,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		if rs.state != nil {
 			rs.state.Close()
 		}
+		ln.Close()
 		dir.Close()
 		return nil, err
 	}
@@ -200,11 +209,6 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	}
 	go rs.srv.Run(srvCtx)
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		cancel()
-		return fail(withHint(err, exitUsage, "choose another --listen address"))
-	}
 	rs.http = &http.Server{
 		Handler:           rs.srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -220,31 +224,8 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		log.Warn("SERVING PLAIN HTTP (--plaintext): tokens and elements cross the network unencrypted unless a TLS-terminating proxy is in front")
 		go func() { rs.errc <- rs.http.Serve(ln) }()
 	} else {
-		certFile, keyFile := o.tlsCert, o.tlsKey
-		if (certFile == "") != (keyFile == "") {
-			cancel()
-			ln.Close()
-			return fail(usageError("--tls-cert and --tls-key go together"))
-		}
-		if certFile == "" {
-			host, _, _ := net.SplitHostPort(ln.Addr().String())
-			var created bool
-			certFile, keyFile, created, err = dir.SelfSignedCert([]string{host})
-			if err != nil {
-				cancel()
-				ln.Close()
-				return fail(err)
-			}
-			log.Info("using a self-signed TLS certificate; give it to advertisers for --ca-cert", "path", certFile, "created", created)
-		}
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			cancel()
-			ln.Close()
-			return fail(withHint(err, exitInput, "check --tls-cert and --tls-key"))
-		}
-		rs.certFile = certFile
-		rs.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		rs.certFile = l.certFile
+		rs.http.TLSConfig = l.tls
 		// ServeTLS (unlike Serve on a tls.Listener) also sets up HTTP/2.
 		go func() { rs.errc <- rs.http.ServeTLS(ln, "", "") }()
 	}

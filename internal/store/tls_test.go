@@ -1,32 +1,112 @@
 package store
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestCertHosts(t *testing.T) {
+	was := localAddrs
+	t.Cleanup(func() { localAddrs = was })
+	localAddrs = func() (string, []net.IP) {
+		return "psi-host", []net.IP{net.ParseIP("192.0.2.7"), net.ParseIP("2001:db8::7")}
+	}
+	all := []string{"localhost", "127.0.0.1", "::1", "psi-host", "192.0.2.7", "2001:db8::7"}
 	tests := []struct {
 		in, want []string
 	}{
 		{nil, []string{"localhost", "127.0.0.1"}},
 		{[]string{""}, []string{"localhost", "127.0.0.1"}},
-		{[]string{"0.0.0.0"}, []string{"localhost", "127.0.0.1"}},
-		{[]string{"[::]"}, []string{"localhost", "127.0.0.1"}},
-		{[]string{"psi.example.com", "0.0.0.0", "10.0.0.1"}, []string{"psi.example.com", "10.0.0.1"}},
-		{[]string{"[::1]"}, []string{"::1"}},
+		{[]string{"0.0.0.0"}, all},
+		{[]string{"[::]"}, all},
+		{[]string{"0.0.0.0", "psi.example.com", "127.0.0.2"}, append(all[:len(all):len(all)], "psi.example.com", "127.0.0.2")},
+		{[]string{"PSI.example.com.", "10.0.0.1"}, []string{"psi.example.com", "10.0.0.1"}},
+		{[]string{"127.0.0.1"}, []string{"127.0.0.1", "localhost"}},
+		{[]string{"[::1]"}, []string{"::1", "localhost"}},
 	}
 	for _, tt := range tests {
 		if got := certHosts(tt.in); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("certHosts(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+	// The real machine: the host name and a non-loopback address are there.
+	localAddrs = was
+	name, ips := localAddrs()
+	got := certHosts([]string{"0.0.0.0"})
+	if name != "" && !slices.Contains(got, strings.ToLower(name)) {
+		t.Errorf("%q lacks the host name %q", got, name)
+	}
+	for _, ip := range ips {
+		if !slices.Contains(got, ip.String()) {
+			t.Errorf("%q lacks the address %s", got, ip)
+		}
+	}
+}
+
+func TestValidHostName(t *testing.T) {
+	for h, want := range map[string]bool{
+		"psi.example.com": true, "localhost": true, "psi-1.example.com.": true, "127.0.0.2": true, "::1": true, "2001:db8::7": true,
+		"": false, "psi_1.example.com": false, "-psi.example.com": false, "psi..example.com": false, "psi.example.com:8443": false,
+		"bücher.example": false, "a b": false, strings.Repeat("a", 64) + ".com": false,
+	} {
+		if got := ValidHostName(h); got != want {
+			t.Errorf("ValidHostName(%q) = %v", h, got)
+		}
+	}
+	// A host name a certificate cannot hold is left out of the wildcard's names.
+	was := localAddrs
+	t.Cleanup(func() { localAddrs = was })
+	localAddrs = func() (string, []net.IP) { return "bad_host", nil }
+	if got := certHosts([]string{"::"}); slices.Contains(got, "bad_host") {
+		t.Errorf("%q", got)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	d := openTemp(t)
+	certFile, keyFile, _, err := d.SelfSignedCert(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(pair.Certificate[0])
+	sum := sha256.Sum256(pair.Certificate[0])
+	if fp != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Fatalf("fingerprint %s", fp)
+	}
+	cfg := TLSConfig(pair)
+	for _, id := range cfg.CipherSuites {
+		if s := tls.CipherSuiteName(id); !strings.Contains(s, "GCM") && !strings.Contains(s, "CHACHA20_POLY1305") {
+			t.Errorf("TLS 1.2 suite %s is not AEAD", s)
+		}
+	}
+	// A TLS 1.2 client that offers only CBC suites is refused.
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = cfg
+	srv.StartTLS()
+	defer srv.Close()
+	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, // the handshake must fail before verification matters
+		MaxVersion:         tls.VersionTLS12,
+		CipherSuites:       []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA},
+	})
+	if err == nil {
+		conn.Close()
+		t.Fatal("a CBC-only TLS 1.2 client was served")
 	}
 }
 
@@ -112,5 +192,26 @@ func TestSelfSignedCertReplaced(t *testing.T) {
 	os.Chmod(keyFile, 0o644)
 	if _, _, _, err := d.SelfSignedCert(nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable key: %v", err)
+	}
+}
+
+// TestWildcardCertStable: a certificate for a wildcard listen is reused on
+// the next start (its fingerprint, which advertisers pinned, stays), and is
+// re-issued when a --tls-host name is added.
+func TestWildcardCertStable(t *testing.T) {
+	d := openTemp(t)
+	certFile, _, created, err := d.SelfSignedCert([]string{"0.0.0.0"})
+	if err != nil || !created {
+		t.Fatalf("first: %v %v", created, err)
+	}
+	before, _ := os.ReadFile(certFile)
+	if _, _, created, err := d.SelfSignedCert([]string{"0.0.0.0"}); err != nil || created {
+		t.Fatalf("restart: created %v, %v; want the same certificate", created, err)
+	}
+	if after, _ := os.ReadFile(certFile); string(after) != string(before) {
+		t.Fatal("the certificate changed on restart")
+	}
+	if _, _, created, err := d.SelfSignedCert([]string{"0.0.0.0", "psi.example.com"}); err != nil || !created {
+		t.Fatalf("added name: created %v, %v; want a new certificate", created, err)
 	}
 }

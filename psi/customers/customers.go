@@ -1,21 +1,28 @@
 // Package customers reads an advertiser's customer list: a CSV file with a
-// header, whose identifier columns (email, phone, email_sha256, phone_sha256,
-// or the names the user gives) are found by name. It normalizes every
-// identifier with psi/ident, deduplicates them per kind (a hashed value and
-// its plaintext are one identifier), counts invalid ones by kind and reports
-// them by line number, and remembers which rows hold which identifier so a
-// members-mode match can be given per row.
+// header, as people have them. The delimiter (comma, semicolon, tab or
+// vertical bar) is detected from the header line; a UTF-8 byte order mark is
+// skipped before quoting is parsed; identifier columns are found by name,
+// case- and punctuation-insensitively, among synonyms (email, e-mail, email
+// address, mail; phone, phone number, mobile, cell, telephone, tel; and the
+// hashed email_sha256 and phone_sha256), or by the names the user gives. It
+// normalizes every identifier with psi/normalize, deduplicates them per kind
+// (a hashed value and its plaintext are one identifier), counts invalid ones
+// by kind and reports them by line number, and remembers which rows hold
+// which identifier so a members-mode match can be given per row.
 //
 // Errors and reports carry line numbers, column names and kinds, never a
 // value: customer data is personal data.
 package customers
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -29,15 +36,56 @@ type Options struct {
 	// country code ("" for none: such numbers are invalid).
 	DefaultRegion string
 	// EmailColumn and PhoneColumn name the plaintext identifier columns;
-	// empty means "email" and "phone". Hashed columns are always
+	// empty means any header that is a synonym of "email" or "phone". A
+	// named column must exist. Names are compared ignoring case and
+	// everything but letters and digits. Hashed columns are always
 	// "<kind>_sha256".
 	EmailColumn, PhoneColumn string
+	// IDColumn names a column whose value is kept for each row (RowID), so
+	// that matched rows can be written with the advertiser's own key. It
+	// must exist when given.
+	IDColumn string
 	// MaxRows bounds the data rows read (0 for no bound).
 	MaxRows int
 }
 
-// ErrNoIdentifierColumn is returned when the header names no identifier column.
-var ErrNoIdentifierColumn = errors.New("customers: no identifier column")
+var (
+	// ErrNoIdentifierColumn is returned when the header names no identifier column.
+	ErrNoIdentifierColumn = errors.New("customers: no identifier column")
+	// ErrColumnNotFound is returned when a column named in Options is not in the header.
+	ErrColumnNotFound = errors.New("customers: no such column")
+	// ErrMalformed is returned for a line that is not valid CSV (a stray or
+	// unbalanced quote); the error names the line.
+	ErrMalformed = errors.New("customers: malformed CSV")
+	// ErrEmpty is returned for an input with no header line.
+	ErrEmpty = errors.New("customers: empty file")
+	// ErrTooManyRows is returned when the list has more rows than Options.MaxRows.
+	ErrTooManyRows = errors.New("customers: too many rows")
+)
+
+// Synonyms are the header names (compared by HeaderKey) recognized for each
+// plaintext identifier column when the user names none.
+var Synonyms = ident.PerKind[[]string]{
+	Email: []string{"email", "e-mail", "email address", "e-mail address", "mail", "email_address"},
+	Phone: []string{"phone", "phone number", "mobile", "mobile number", "mobile phone", "cell", "cell phone", "telephone", "telephone number", "tel", "phone_number"},
+}
+
+// HeaderKey is the form in which header names are compared: lower case,
+// letters and digits only ("E-Mail Address" and "email_address" are both
+// "emailaddress").
+func HeaderKey(h string) string {
+	var b strings.Builder
+	for _, r := range h {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
+}
+
+// Delimiters are the field separators Read detects, in order of preference
+// when the header line has as many of several.
+const Delimiters = ",;\t|"
 
 // LineError is one invalid identifier: where it is and why, never what.
 type LineError struct {
@@ -60,15 +108,23 @@ func (e *LineError) Unwrap() error { return e.Err }
 
 // List is a read customer list.
 type List struct {
-	// Rows is the number of data rows (lines after the header).
+	// Rows is the number of data rows (records after the header).
 	Rows int
 	// Inputs holds the distinct PRF inputs of each kind, in first-seen order.
 	Inputs ident.PerKind[[]ident.Input]
 	// Invalid counts invalid identifier cells by kind.
 	Invalid ident.PerKind[int]
+	// Delimiter is the field separator that was detected.
+	Delimiter rune
+	// Columns are the header names read as identifier columns, as written.
+	Columns []string
+	// IDColumn is the header of the Options.IDColumn column as written, or "".
+	IDColumn string
 	// rowIDs.At(k)[row] is the index into Inputs.At(k) of the row's
 	// identifier of kind k, or -1.
 	rowIDs ident.PerKind[[]int32]
+	// ids[row] is the row's IDColumn value (nil without one).
+	ids []string
 }
 
 // Sent returns the number of distinct identifiers of kind k.
@@ -78,6 +134,14 @@ func (l *List) Sent(k ident.Kind) int { return len(l.Inputs.Get(k)) }
 // (row is 0-based among data rows), or -1 if the row has none.
 func (l *List) RowInput(k ident.Kind, row int) int { return int(l.rowIDs.Get(k)[row]) }
 
+// RowID returns the row's value of Options.IDColumn ("" without one).
+func (l *List) RowID(row int) string {
+	if l.ids == nil {
+		return ""
+	}
+	return l.ids[row]
+}
+
 type column struct {
 	index  int
 	name   string
@@ -85,79 +149,170 @@ type column struct {
 	hashed bool
 }
 
+// label is how a header cell is shown in an error: as written when it looks
+// like a column name, and "(column N)" when it could be a value (a file
+// without a header starts with a record; identifiers contain '@' or digits).
+func label(i int, h string) string {
+	digits := 0
+	for _, r := range h {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case unicode.IsLetter(r) || strings.ContainsRune(" -_.#()/", r):
+		default:
+			return fmt.Sprintf("(column %d)", i+1)
+		}
+	}
+	if h == "" || len(h) > 40 || digits > 3 {
+		return fmt.Sprintf("(column %d)", i+1)
+	}
+	return h
+}
+
+// detect returns the delimiter of a header line: the candidate that occurs
+// most often outside double quotes (a comma when none does).
+func detect(line []byte) rune {
+	counts := map[rune]int{}
+	quoted := false
+	for _, b := range line {
+		switch {
+		case b == '"':
+			quoted = !quoted
+		case !quoted && strings.IndexByte(Delimiters, b) >= 0:
+			counts[rune(b)]++
+		}
+	}
+	best := ','
+	for _, d := range Delimiters {
+		if counts[d] > counts[best] {
+			best = d
+		}
+	}
+	return best
+}
+
 // Read reads a customer list. onInvalid, if not nil, is called for each
-// invalid identifier; the rest of the file is read regardless. A malformed
-// CSV line (unbalanced quotes) is reported through onInvalid as one invalid
-// row and skipped.
+// invalid identifier; the rest of the file is read regardless. A line that
+// is not valid CSV (a stray or unbalanced double quote) ends the read with
+// an error wrapping ErrMalformed that names the line: where one record ends
+// is then unknown, so no count after it could be trusted.
 func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	if opt.Name == "" {
 		opt.Name = "input"
 	}
-	emailCol, phoneCol := opt.EmailColumn, opt.PhoneColumn
-	if emailCol == "" {
-		emailCol = "email"
+	br := bufio.NewReaderSize(r, 64<<10)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\ufeff")) {
+		br.Discard(3)
 	}
-	if phoneCol == "" {
-		phoneCol = "phone"
+	first, err := br.ReadSlice('\n')
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
+		return nil, fmt.Errorf("%s: %w", opt.Name, err)
 	}
-	cr := csv.NewReader(r)
+	first = append([]byte(nil), first...)
+	delim := detect(first)
+	cr := csv.NewReader(io.MultiReader(bytes.NewReader(first), br))
+	cr.Comma = delim
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
+	malformed := func(err error) error {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			where := fmt.Sprintf("line %d", pe.Line)
+			if pe.StartLine != pe.Line {
+				where = fmt.Sprintf("lines %d to %d", pe.StartLine, pe.Line)
+			}
+			return fmt.Errorf("%w: %s: %s: %v: a field that contains a double quote must be quoted, with each quote inside doubled (\"\")",
+				ErrMalformed, opt.Name, where, pe.Err)
+		}
+		return fmt.Errorf("%s: %w", opt.Name, err)
+	}
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil, fmt.Errorf("%s: empty file: want a header line naming the columns", opt.Name)
+		return nil, fmt.Errorf("%w: %s: want a header line naming the columns", ErrEmpty, opt.Name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: reading the header: %w", opt.Name, err)
+		return nil, malformed(err)
 	}
+	l := &List{Delimiter: delim}
 	var cols []column
 	found := make([]string, len(header))
+	idCol := -1
+	named := ident.PerKind[string]{Email: HeaderKey(opt.EmailColumn), Phone: HeaderKey(opt.PhoneColumn)}
 	for i, h := range header {
-		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
-		found[i] = ident.ColumnLabel(i, h) // a headerless file starts with a record: show no value
-		switch strings.ToLower(h) {
-		case strings.ToLower(emailCol):
-			cols = append(cols, column{i, h, ident.Email, false})
-		case strings.ToLower(phoneCol):
-			cols = append(cols, column{i, h, ident.Phone, false})
-		case "email_sha256":
-			cols = append(cols, column{i, h, ident.Email, true})
-		case "phone_sha256":
-			cols = append(cols, column{i, h, ident.Phone, true})
+		h = strings.TrimSpace(h)
+		found[i] = label(i, h)
+		key := HeaderKey(h)
+		if opt.IDColumn != "" && key == HeaderKey(opt.IDColumn) && idCol < 0 {
+			idCol = i
+			l.IDColumn = found[i]
+		}
+		for _, k := range ident.Kinds {
+			switch {
+			case key == k.String()+"sha256":
+				cols = append(cols, column{i, found[i], k, true})
+			case named.Get(k) != "" && key == named.Get(k):
+				cols = append(cols, column{i, found[i], k, false})
+			case named.Get(k) == "" && isSynonym(k, key):
+				cols = append(cols, column{i, found[i], k, false})
+			default:
+				continue
+			}
+			l.Columns = append(l.Columns, found[i])
 		}
 	}
-	if len(cols) == 0 {
-		return nil, fmt.Errorf("%w in %s: found columns %s; want %s, %s, email_sha256 or phone_sha256",
-			ErrNoIdentifierColumn, opt.Name, strings.Join(found, ", "), emailCol, phoneCol)
+	notFound := func(flag, name string) error {
+		return fmt.Errorf("%w: %s has no column %q (%s): found columns %s",
+			ErrColumnNotFound, opt.Name, name, flag, strings.Join(found, ", "))
 	}
-	l := &List{}
+	for _, k := range ident.Kinds {
+		if named.Get(k) == "" {
+			continue
+		}
+		ok := false
+		for _, c := range cols {
+			ok = ok || (c.kind == k && !c.hashed)
+		}
+		if !ok {
+			name := opt.EmailColumn
+			if k == ident.Phone {
+				name = opt.PhoneColumn
+			}
+			return nil, notFound("--"+k.String()+"-column", name)
+		}
+	}
+	if opt.IDColumn != "" && idCol < 0 {
+		return nil, notFound("--id-column", opt.IDColumn)
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("%w in %s: found columns %s; want a column named email, e-mail, email address, phone, phone number, mobile, email_sha256 or phone_sha256 (or similar)",
+			ErrNoIdentifierColumn, opt.Name, strings.Join(found, ", "))
+	}
+	if idCol >= 0 {
+		l.ids = []string{}
+	}
 	seen := ident.PerKind[map[ident.Input]int32]{Email: map[ident.Input]int32{}, Phone: map[ident.Input]int32{}}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				return nil, fmt.Errorf("%s: %w", opt.Name, err)
-			}
-			l.Rows++
-			for _, k := range ident.Kinds {
-				*l.rowIDs.At(k) = append(l.rowIDs.Get(k), -1)
-			}
-			if onInvalid != nil {
-				onInvalid(&LineError{Name: opt.Name, Line: int64(pe.StartLine), Column: "*", Err: errors.New("malformed CSV line: " + pe.Err.Error())})
-			}
-			continue
+			return nil, malformed(err)
 		}
+		line, _ := cr.FieldPos(0)
 		if opt.MaxRows > 0 && l.Rows == opt.MaxRows {
-			return nil, fmt.Errorf("%s: more than %d rows, the limit", opt.Name, opt.MaxRows)
+			return nil, fmt.Errorf("%w: %s: more than %d rows, the limit", ErrTooManyRows, opt.Name, opt.MaxRows)
 		}
 		l.Rows++
 		for _, k := range ident.Kinds {
 			*l.rowIDs.At(k) = append(l.rowIDs.Get(k), -1)
+		}
+		if idCol >= 0 {
+			id := ""
+			if idCol < len(rec) {
+				id = strings.Clone(rec[idCol])
+			}
+			l.ids = append(l.ids, id)
 		}
 		row := l.Rows - 1
 		for _, c := range cols {
@@ -187,6 +342,15 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 		}
 	}
 	return l, nil
+}
+
+func isSynonym(k ident.Kind, key string) bool {
+	for _, s := range Synonyms.Get(k) {
+		if HeaderKey(s) == key {
+			return true
+		}
+	}
+	return false
 }
 
 func parse(c column, v, region string) (ident.Input, error) {

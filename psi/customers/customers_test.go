@@ -18,8 +18,7 @@ func TestRead(t *testing.T) {
 		"1,Alice@Example.com,+1 415 555 0132,,\n" +
 		"2,,," + hex.EncodeToString(sum[:]) + ",\n" + // same identifier as row 1, hashed
 		"3,not-an-email,020 7946 0018,,\n" + // invalid email; national phone needs a region
-		"4,bob@example.com,,,zz\n" + // invalid hash
-		"5,\"broken,\n"
+		"4,bob@example.com,,,zz\n" // invalid hash
 	{
 		for _, wrap := range []string{"full", "onebyte", "half"} {
 			t.Run(wrap, func(t *testing.T) {
@@ -36,7 +35,7 @@ func TestRead(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if l.Rows != 4 && l.Rows != 5 {
+				if l.Rows != 4 {
 					t.Fatalf("rows %d", l.Rows)
 				}
 				if l.Sent(ident.Email) != 2 || l.Sent(ident.Phone) != 1 {
@@ -69,8 +68,8 @@ func TestRead(t *testing.T) {
 }
 
 func TestMissingColumn(t *testing.T) {
-	_, err := Read(strings.NewReader("name,mail\nx,y\n"), Options{Name: "c.csv"}, nil)
-	if !errors.Is(err, ErrNoIdentifierColumn) || !strings.Contains(err.Error(), "name, mail") {
+	_, err := Read(strings.NewReader("name,address\nx,y\n"), Options{Name: "c.csv"}, nil)
+	if !errors.Is(err, ErrNoIdentifierColumn) || !strings.Contains(err.Error(), "name, address") {
 		t.Fatalf("got %v", err)
 	}
 	// A file without a header: its first record must not be echoed.
@@ -79,7 +78,7 @@ func TestMissingColumn(t *testing.T) {
 		!strings.Contains(err.Error(), "(column 1), (column 2)") {
 		t.Fatalf("headerless: %v", err)
 	}
-	l, err := Read(strings.NewReader("name,mail\nx,a@b.co\n"), Options{EmailColumn: "mail"}, nil)
+	l, err := Read(strings.NewReader("name,courriel\nx,a@b.co\n"), Options{EmailColumn: "Courriel"}, nil)
 	if err != nil || l.Sent(ident.Email) != 1 {
 		t.Fatalf("--email-column: %v", err)
 	}

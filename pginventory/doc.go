@@ -5,9 +5,9 @@
 //
 // Call Open with a connection string (a postgres:// URL or a libpq
 // "host=... dbname=..." string; IsConnString tells one from a file path) and
-// a query, then hand the Source to inventory.Run and Close it after. Open a
-// new Source for each scan: a reload re-runs the query and so sees every
-// opt-out recorded since.
+// a query; Opener makes the inventory.Opener that inventory.Run calls once
+// per pass (it reads the inventory two or three times). Each pass runs the
+// query again, so a reload sees every opt-out recorded since.
 //
 // The query must return the columns user_id, kind, value, purposes and
 // opted_out, by name, in any order (DefaultQuery reads the table
@@ -25,6 +25,10 @@
 //   - A row that cannot be decoded is returned with inventory.Raw.Err set, so
 //     the policy counts it invalid and the scan goes on. Its values never
 //     appear in an error; rows are named by their 1-based position.
+//   - A server error is shown only when its class names objects (a table, a
+//     column): a data exception, such as a cast in a view failing on a phone
+//     number, is reported by its SQLSTATE and the names of the objects
+//     involved, never its message, which quotes the value.
 //   - The password never appears in an error or in Name: a source is named
 //     by a redacted URL such as postgres://psimatch@db.example:5432/ads.
 //     Errors are *Error values that say which setting to check.

@@ -273,3 +273,18 @@ func (s *Source) Close() error {
 }
 
 var _ inventory.Source = (*Source)(nil)
+
+// Opener returns an inventory.Opener that runs query on the database conn
+// names once per pass: inventory.Run reads the inventory more than once
+// (deny wins needs the opted-out users before it judges a value), and each
+// pass opens a new connection and runs the query again. Rows that change
+// between passes are caught by inventory.ErrChanged.
+func Opener(conn, query string) inventory.Opener {
+	return func(ctx context.Context) (inventory.Source, func() error, error) {
+		src, err := Open(ctx, conn, query)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, src.Close, nil
+	}
+}

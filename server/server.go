@@ -29,7 +29,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	Suite *psi.Suite // the epoch's suite and RFC mode
-	Seed  []byte     // the 32-byte master seed
+	Seed  []byte     // the 32-byte master seed; nil when Dir holds the ratchet's anchor
 	// Dir caches each epoch's set, so a restart reuses it; nil for none.
 	Dir *store.Dir
 	// Audit receives one JSON object per event; nil for none.
@@ -90,8 +90,8 @@ type session struct {
 // the data directory's cache if present, else by reading the inventory) and
 // returns a server ready to serve. Call Run to rotate epochs.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Suite == nil || len(cfg.Seed) != psi.SeedSize || cfg.OpenInventory == nil || cfg.Policy == nil {
-		return nil, errors.New("server: Config needs Suite, a 32-byte Seed, OpenInventory and Policy")
+	if cfg.Suite == nil || cfg.Seed != nil && len(cfg.Seed) != psi.SeedSize || cfg.OpenInventory == nil || cfg.Policy == nil {
+		return nil, errors.New("server: Config needs Suite, a 32-byte Seed (or a Dir with a ratchet anchor), OpenInventory and Policy")
 	}
 	if cfg.Rotate <= 0 {
 		cfg.Rotate = 24 * time.Hour

@@ -28,9 +28,12 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the platform's server: answer advertisers' matches against the eligible inventory",
-		Description: `Reads the inventory through the purpose policy (only advertising-consented,
-not opted-out identifiers are matchable), computes the epoch's set once and
-caches it in the data directory, and serves the v1 API over HTTPS.
+		Description: `Reads the inventory through the purpose policy (deny wins, by value and by
+user: only advertising-consented identifiers that no record denies are
+matchable), computes the epoch's set and caches it in the data directory,
+and serves the v1 API over HTTPS. Every start, every --reload interval and
+every rotation re-read the inventory; the cached set is reused only when the
+eligible set's fingerprint is unchanged, else it is rebuilt under a new key.
 SIGHUP re-reads the inventory and the advertisers file; SIGINT/SIGTERM stop
 gracefully.`,
 		Flags: []cli.Flag{
@@ -45,7 +48,7 @@ gracefully.`,
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "plaintext", Usage: "serve plain HTTP, only behind a TLS-terminating proxy"},
 			&cli.DurationFlag{Name: "rotate", Value: 24 * time.Hour, Usage: "epoch length: the key and the set change this often"},
-			&cli.DurationFlag{Name: "reload", Usage: "re-read the inventory this often (0: only on SIGHUP)"},
+			&cli.DurationFlag{Name: "reload", Value: 10 * time.Minute, Usage: "re-read the inventory this often, so an opt-out reaches the next session within this interval (0: only at start, rotation and SIGHUP)"},
 			&cli.StringFlag{Name: "suite", Value: "ristretto255", Usage: "OPRF suite: ristretto255 or p256"},
 			&cli.BoolFlag{Name: "verifiable", Usage: "RFC 9497 verifiable mode: members-mode answers carry DLEQ proofs"},
 			&cli.Uint64Flag{Name: "max-client-rows", Value: psi.DefaultMaxClientRows, Usage: "the largest advertiser list the set's truncation is sized for"},
@@ -145,12 +148,22 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		dir.Close()
 		return nil, err
 	}
-	seed, created, err := dir.Seed()
+	// The master seed only starts the epoch-key ratchet; once the data
+	// directory holds the ratchet's anchor, the seed is not read (and is
+	// erased below), so a stolen directory cannot recompute earlier epochs.
+	_, hasAnchor, err := dir.LoadAnchor()
 	if err != nil {
-		return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+		return fail(withHint(err, exitInput, "the epoch-key ratchet in --data-dir is unusable"))
 	}
-	if created {
-		log.Info("created a new master seed", "path", dir.Path()+"/seed")
+	var seed []byte
+	if !hasAnchor {
+		var created bool
+		if seed, created, err = dir.Seed(); err != nil {
+			return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+		}
+		if created {
+			log.Info("created a new master seed", "path", dir.Path()+"/seed")
+		}
 	}
 	if rs.audit, err = audit.Open(dir.AuditPath()); err != nil {
 		return fail(withHint(err, exitInput, "the audit log in --data-dir is unusable"))
@@ -168,6 +181,14 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	if err != nil {
 		cancel()
 		return fail(withHint(err, exitInput, "check --inventory and --advertisers"))
+	}
+	clear(seed)
+	if dir.HasSeed() {
+		if err := dir.EraseSeed(); err != nil {
+			log.Warn("could not erase the master seed from the data directory", "err", err)
+		} else {
+			log.Info("erased the master seed from the data directory: the epoch-key ratchet (DIR/ratchet) replaces it")
+		}
 	}
 	go rs.srv.Run(srvCtx)
 
@@ -199,6 +220,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		}
 		if certFile == "" {
 			host, _, _ := net.SplitHostPort(ln.Addr().String())
+			var created bool
 			certFile, keyFile, created, err = dir.SelfSignedCert([]string{host})
 			if err != nil {
 				cancel()

@@ -295,9 +295,10 @@ func (s *Server) rotate(ctx context.Context) {
 	}
 }
 
-// Reload re-reads the inventory and rebuilds the current epoch's set; new
-// sessions use it, running ones keep theirs. It is what SIGHUP and --reload
-// call, so an opt-out never waits for the next epoch.
+// Reload re-reads the inventory and, when its eligible set changed, rebuilds
+// the current epoch's set under a new generation key; new sessions use it,
+// running ones keep theirs. It is what SIGHUP and --reload call, so an
+// opt-out never waits for the next epoch.
 func (s *Server) Reload(ctx context.Context) error { return s.rebuild(ctx, "reload") }
 
 func (s *Server) rebuild(ctx context.Context, reason string) error {

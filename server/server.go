@@ -86,9 +86,9 @@ type session struct {
 	expires    time.Time
 }
 
-// New reads the advertisers, derives or loads the current epoch's set (from
-// the data directory's cache if present, else by reading the inventory) and
-// returns a server ready to serve. Call Run to rotate epochs.
+// New reads the advertisers, reads the inventory and loads the current
+// epoch's set from the data directory's cache when its fingerprint matches,
+// else builds it, and returns a server ready to serve. Call Run to rotate epochs.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Suite == nil || cfg.Seed != nil && len(cfg.Seed) != psi.SeedSize || cfg.OpenInventory == nil || cfg.Policy == nil {
 		return nil, errors.New("server: Config needs Suite, a 32-byte Seed (or a Dir with a ratchet anchor), OpenInventory and Policy")

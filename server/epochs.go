@@ -88,6 +88,9 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 	if err != nil {
 		return fail(fmt.Errorf("the key schedule of epoch %s: %w", id, err))
 	}
+	// From now on the ratchet, not the seed, gives every key: drop the
+	// server's reference to the seed (serve erases its copy).
+	s.cfg.Seed = nil
 
 	open := func(ctx context.Context) (inventory.Source, func() error, error) {
 		src, closeSrc, err := s.cfg.OpenInventory(ctx)
@@ -194,7 +197,8 @@ func (s *Server) epochSecret(id string, start time.Time) (psi.EpochSecret, error
 	have := false
 	if cur := s.current.Load(); cur != nil {
 		anchor, have = cur.secret, true
-	} else if s.cfg.Dir != nil {
+	}
+	if !have && s.cfg.Dir != nil {
 		a, ok, err := s.cfg.Dir.LoadAnchor()
 		if err != nil {
 			return psi.EpochSecret{}, err
@@ -211,7 +215,10 @@ func (s *Server) epochSecret(id string, start time.Time) (psi.EpochSecret, error
 			return psi.EpochSecret{}, err
 		}
 		s.log.Info("epoch-key ratchet started from the master seed", "epoch", id)
-		return origin, s.saveAnchor(origin)
+		if err := s.saveAnchor(origin); err != nil {
+			return psi.EpochSecret{}, err
+		}
+		return origin, nil
 	}
 	if anchor.Epoch == id {
 		return anchor, nil

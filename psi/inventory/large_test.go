@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -73,13 +74,15 @@ func (s *synthetic) line(b []byte, i int) []byte {
 }
 
 // TestStreamingMemory scans a synthetic inventory of a million records (ten
-// million with PSIMATCH_LARGE=1) and checks that the live heap stays within
+// million with PSIMATCH_LARGE=1, N with PSIMATCH_LARGE=N) and checks that the live heap stays within
 // the bound Check documents: a fixed-size key per distinct value and per
 // opted-out user, never the strings. Run with a fake normalizer: this test is about memory, and phone
 // parsing would make it slow.
 func TestStreamingMemory(t *testing.T) {
 	n := 1_000_000
-	if os.Getenv("PSIMATCH_LARGE") == "1" {
+	if v, _ := strconv.Atoi(os.Getenv("PSIMATCH_LARGE")); v > 1 {
+		n = v // PSIMATCH_LARGE=4000000: that many records
+	} else if v == 1 {
 		n = 10_000_000
 	} else if testing.Short() {
 		n = 100_000
@@ -181,4 +184,45 @@ func BenchmarkScan(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+}
+
+// phoneHeavy is a CSV inventory of n records, all phone numbers written with
+// spaces and parentheses (the costly case of normalization), made on the fly.
+func phoneHeavy(n int) *bytes.Reader {
+	var b bytes.Buffer
+	b.WriteString("user_id,kind,value,purposes,opted_out\n")
+	for i := range n {
+		d := 2000000000 + i
+		fmt.Fprintf(&b, "u%d,phone,+1 (%03d) %03d-%04d,advertising,%v\n", i, d/10000000%1000, d/10000%1000, d%10000, i%50 == 0)
+	}
+	return bytes.NewReader(b.Bytes())
+}
+
+// BenchmarkCheckParallel measures Check (both passes) on a phone-heavy
+// inventory with GOMAXPROCS 1 and then 2 in the same run, and reports the
+// speed-up of two cores over one (issue 18 asks for at least 1.6).
+func BenchmarkCheckParallel(b *testing.B) {
+	p := mustPolicy(b, Config{Normalizer: normalize.Rules{}})
+	const n = 20_000
+	inv := phoneHeavy(n)
+	run := func(procs int) time.Duration {
+		prev := runtime.GOMAXPROCS(procs)
+		defer runtime.GOMAXPROCS(prev)
+		start := time.Now()
+		res, err := Check(context.Background(), ReaderOpener(inv, "phones.csv", CSV), p, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Summary.EligibleIdentifiers.Phone != n-n/50 {
+			b.Fatalf("%+v", res.Summary)
+		}
+		return time.Since(start)
+	}
+	var one, two time.Duration
+	for b.Loop() {
+		one += run(1)
+		two += run(2)
+	}
+	b.ReportMetric(float64(one)/float64(two), "speedup_2_over_1")
+	b.ReportMetric(float64(two.Nanoseconds())/float64(b.N*n), "ns/record_2procs")
 }

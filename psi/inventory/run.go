@@ -225,9 +225,9 @@ const fingerprintDomain = "psimatch eligible set fingerprint v1\x00"
 
 // Yield reads the inventory a third time and calls yield once for each
 // distinct eligible identifier that Check found, in the order of their first
-// eligible record. Call it once per Result. A record that contradicts Check (a new opt-out, a new
-// denial of an eligible value, an eligible value gone) stops it with an
-// error wrapping ErrChanged.
+// eligible record. Call it once per Result. A record that contradicts Check
+// (a new opt-out, a new denial of an eligible value, an eligible value gone)
+// stops it with an error wrapping ErrChanged.
 func (r *Result) Yield(ctx context.Context, open Opener, yield func(Eligible) error) error {
 	var yielded int64
 	err := pass(ctx, open, r.p, r.users, true, func(name string, c *classified) error {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/psimatch/psimatch/psi/inventory"
 )
 
@@ -82,4 +83,54 @@ func TestFailedCastHidesValue(t *testing.T) {
 		}
 		e = u.Unwrap()
 	}
+}
+
+// TestPassesReadOneSnapshot commits an opt-out between the passes of one
+// read: the read still succeeds, on the snapshot it started with (no
+// inventory.ErrChanged), and the next read sees the opt-out.
+func TestPassesReadOneSnapshot(t *testing.T) {
+	conn, db := testDB(t)
+	loadRecords(t, db, false)
+	ctx := context.Background()
+	opens, rewinds := 0, 0
+	open := func(ctx context.Context) (inventory.Source, func() error, error) {
+		opens++
+		src, closeSrc, err := Opener(conn, ordered)(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &optOutOnRewind{Source: src.(*Source), db: db, rewinds: &rewinds}, closeSrc, nil
+	}
+	n := 0
+	sum, err := inventory.Run(ctx, open, newPolicy(t), func(inventory.Eligible) error { n++; return nil }, nil)
+	if err != nil {
+		t.Fatalf("a read with an opt-out committed between its passes: %v", err)
+	}
+	if opens != 1 || rewinds != 2 || n != 3 || sum.EligibleIdentifiers != (inventory.Identifiers{Email: 2, Phone: 1}) {
+		t.Errorf("%d opens, %d rewinds, %d yielded, %+v; want 1, 2 and the snapshot's 3 identifiers", opens, rewinds, n, sum.EligibleIdentifiers)
+	}
+	after := scanDB(t, conn, ordered)
+	if after.sum.EligibleIdentifiers != (inventory.Identifiers{Email: 1, Phone: 1}) || after.yielded[eligible(t, "email", "alice@example.com")] {
+		t.Errorf("the next read: %+v; want alice opted out", after.sum.EligibleIdentifiers)
+	}
+}
+
+// optOutOnRewind commits an opt-out of alice (u1) on another connection
+// before the first Rewind.
+type optOutOnRewind struct {
+	*Source
+	db interface {
+		Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	}
+	rewinds *int
+}
+
+func (o *optOutOnRewind) Rewind(ctx context.Context) error {
+	if *o.rewinds == 0 {
+		if _, err := o.db.Exec(ctx, "INSERT INTO psimatch_inventory (user_id, kind, value, purposes, opted_out) VALUES ('u1', 'email', 'alice@example.com', 'advertising', true)"); err != nil {
+			return err
+		}
+	}
+	*o.rewinds++
+	return o.Source.Rewind(ctx)
 }

@@ -5,9 +5,13 @@
 //
 // Call Open with a connection string (a postgres:// URL or a libpq
 // "host=... dbname=..." string; IsConnString tells one from a file path) and
-// a query; Opener makes the inventory.Opener that inventory.Run calls once
-// per pass (it reads the inventory two or three times). Each pass runs the
-// query again, so a reload sees every opt-out recorded since.
+// a query; Opener makes the inventory.Opener that inventory.Run calls. Run
+// reads the inventory two or three times: the Source is a Rewinder, and every
+// pass runs the query again in one REPEATABLE READ READ ONLY transaction, so
+// the passes read one snapshot. Each read of the inventory (a start, a
+// reload) opens a new Source, and so sees every opt-out committed before it.
+// The transaction lasts one read; on a busy database it holds back vacuum
+// for that long.
 //
 // The query must return the columns user_id, kind, value, purposes and
 // opted_out, by name, in any order (DefaultQuery reads the table

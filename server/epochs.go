@@ -109,6 +109,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		secret.Wipe()
 		return fail(fmt.Errorf("reading the inventory for epoch %s: %w", id, err))
 	}
+	defer res.Close()
 	ev.Summary, ev.Fingerprint = res.Summary, res.Fingerprint.String()
 	key, err := psi.DeriveGenerationKey(s.cfg.Suite, &secret, res.Fingerprint[:])
 	if err != nil {
@@ -160,7 +161,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 	}
 
 	ps, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
-		return res.Yield(ctx, open, yield)
+		return res.Yield(ctx, yield)
 	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress})
 	if err != nil {
 		secret.Wipe()

@@ -75,7 +75,11 @@ func inventoryCheck(c *cli.Context) error {
 			return nil, nil, err
 		}
 		name = src.Name()
-		return withProgress(src, bar), closeSrc, nil
+		counted := withProgress(src, bar)
+		if rw, ok := src.(inventory.Rewinder); ok && counted != src {
+			counted = rewindable{counted, rw}
+		}
+		return counted, closeSrc, nil
 	}
 
 	var invalid int64
@@ -96,6 +100,7 @@ func inventoryCheck(c *cli.Context) error {
 	res, err := inventory.Check(c.Context, counted, policy, onInvalid)
 	if err == nil {
 		sum = res.Summary
+		err = res.Close()
 	}
 	bar.done()
 	if invalid > maxInvalidShown {
@@ -118,6 +123,15 @@ func inventoryCheck(c *cli.Context) error {
 	}
 	return printSummary(c.App.Writer, name, sum)
 }
+
+// rewindable keeps a wrapped Source a Rewinder, so that the passes of
+// inventory.Check read one version of the inventory.
+type rewindable struct {
+	inventory.Source
+	rw inventory.Rewinder
+}
+
+func (r rewindable) Rewind(ctx context.Context) error { return r.rw.Rewind(ctx) }
 
 // openInventory returns how to open the inventory that spec names, once
 // per pass: a PostgreSQL database (with --inventory-query; the query runs

@@ -2,7 +2,10 @@ package inventory
 
 import (
 	"context"
+	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/psimatch/psimatch/psi/ident"
@@ -87,8 +90,9 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-// TestChangedBetweenPasses: an inventory that gains an opt-out between the
-// passes is refused with ErrChanged rather than read half old, half new.
+// TestChangedBetweenPasses: an inventory that is opened again for each pass
+// (not a Rewinder) and gains an opt-out or loses a value between the passes
+// is refused with ErrChanged rather than read half old, half new.
 func TestChangedBetweenPasses(t *testing.T) {
 	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
 	const h = "user_id,kind,value,purposes,opted_out\n"
@@ -107,7 +111,7 @@ func TestChangedBetweenPasses(t *testing.T) {
 		open := func(ctx context.Context) (Source, func() error, error) {
 			v := versions[tc.order[min(n, 2)]]
 			n++
-			return ReaderOpener(stringsReader(v), "i.csv", CSV)(ctx)
+			return notRewindable(v)
 		}
 		_, err := Run(context.Background(), open, p, func(Eligible) error { return nil }, nil)
 		if !isChanged(err) {
@@ -121,9 +125,74 @@ func TestChangedBetweenPasses(t *testing.T) {
 			v = h + "u1,email,a@example.com,advertising,false\n"
 		}
 		n++
-		return ReaderOpener(stringsReader(v), "i.csv", CSV)(ctx)
+		return notRewindable(v)
 	}
 	if _, err := Run(context.Background(), open, p, func(Eligible) error { return nil }, nil); !isChanged(err) {
 		t.Errorf("a value vanished in pass 3: %v, want ErrChanged", err)
 	}
+}
+
+// notRewindable opens an inventory that is not a Rewinder: each pass opens it
+// again.
+func notRewindable(data string) (Source, func() error, error) {
+	src, err := NewSource(struct{ io.Reader }{strings.NewReader(data)}, "i.csv", CSV)
+	if _, ok := src.(Rewinder); ok {
+		panic("a Rewinder")
+	}
+	return src, func() error { return nil }, err
+}
+
+// TestRewindReadsOneVersion: a file replaced (renamed over) between the
+// passes is still read in the version first opened, for all three passes,
+// so a busy inventory never fails a load.
+func TestRewindReadsOneVersion(t *testing.T) {
+	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inventory.csv")
+	const h = "user_id,kind,value,purposes,opted_out\n"
+	v1 := h + "u1,email,a@example.com,advertising,false\nu1,phone,+14155550100,advertising,false\n"
+	v2 := h + "u1,email,a@example.com,advertising,true\n"
+	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	open := func(context.Context) (Source, func() error, error) {
+		opens++
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		src, err := NewSource(f, "inventory.csv", CSV)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		return &replaceOnRewind{Source: src, path: path, data: v2}, f.Close, nil
+	}
+	n := 0
+	sum, err := Run(context.Background(), open, p, func(Eligible) error { n++; return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opens != 1 || n != 2 || sum.EligibleIdentifiers != (Identifiers{Email: 1, Phone: 1}) {
+		t.Errorf("%d opens, %d yielded, %+v; want one open and the first version's 2 identifiers", opens, n, sum)
+	}
+}
+
+// replaceOnRewind replaces the file at path with data before each Rewind,
+// as an operator's atomic update would between two passes.
+type replaceOnRewind struct {
+	Source
+	path, data string
+}
+
+func (r *replaceOnRewind) Rewind(ctx context.Context) error {
+	tmp := r.path + ".new"
+	if err := os.WriteFile(tmp, []byte(r.data), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, r.path); err != nil {
+		return err
+	}
+	return r.Source.(Rewinder).Rewind(ctx)
 }

@@ -21,10 +21,64 @@ import (
 // inventory again.
 var ErrChanged = errors.New("inventory: the inventory changed while it was being read; read it again")
 
-// An Opener opens the inventory for one pass, with a function that closes
-// it. Run opens the inventory up to three times, and every pass must read
-// the same records: a file is re-opened, a database query run again.
+// An Opener opens the inventory, with a function that closes it. Run reads
+// the inventory up to three times: when the Source it opens is a Rewinder, it
+// is opened once and rewound for each pass (so every pass reads the same
+// records, whatever changes meanwhile); otherwise it is closed and opened
+// again for each pass, and a change between passes is caught (ErrChanged).
 type Opener func(ctx context.Context) (src Source, closeSrc func() error, err error)
+
+// A Rewinder is a Source that can be read again from its first record, and
+// then gives the same records: NewSource over an io.Seeker (a file) seeks
+// back on the file it opened, even if the path was replaced since; a database
+// source runs its query again in the same snapshot.
+type Rewinder interface {
+	Rewind(ctx context.Context) error
+}
+
+// passes hands out the inventory's Source for each pass: the same one
+// rewound when it is a Rewinder, else a newly opened one.
+type passes struct {
+	open     Opener
+	src      Source
+	closeSrc func() error
+}
+
+func (ps *passes) next(ctx context.Context) (Source, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if ps.src != nil {
+		if rw, ok := ps.src.(Rewinder); ok {
+			if err := rw.Rewind(ctx); err != nil {
+				return nil, err
+			}
+			return ps.src, nil
+		}
+		if err := ps.close(); err != nil {
+			return nil, err
+		}
+	}
+	src, closeSrc, err := ps.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if closeSrc == nil {
+		closeSrc = func() error { return nil }
+	}
+	ps.src, ps.closeSrc = src, closeSrc
+	return src, nil
+}
+
+// close closes the open Source, if any.
+func (ps *passes) close() error {
+	if ps.src == nil {
+		return nil
+	}
+	err := ps.closeSrc()
+	ps.src, ps.closeSrc = nil, nil
+	return err
+}
 
 // Fingerprint identifies an eligible set: it is computed from the PRF
 // inputs of the eligible identifiers, in any order, and from nothing else,
@@ -44,6 +98,7 @@ type Result struct {
 	Fingerprint Fingerprint
 
 	p        *Policy
+	passes   *passes
 	users    *userHasher
 	optedOut map[userKey]struct{}
 	values   map[valueKey]uint64
@@ -70,7 +125,7 @@ func Run(ctx context.Context, open Opener, p *Policy, yield func(Eligible) error
 	if err != nil {
 		return Summary{}, err
 	}
-	return res.Summary, res.Yield(ctx, open, yield)
+	return res.Summary, res.Yield(ctx, yield)
 }
 
 // Scan is Run over a CSV or JSON Lines file read from r, which is read from
@@ -81,6 +136,7 @@ func Scan(ctx context.Context, r io.ReadSeeker, name string, format Format, p *P
 }
 
 // ReaderOpener returns an Opener that reads r from its start at each pass.
+// The Source it opens is a Rewinder.
 func ReaderOpener(r io.ReadSeeker, name string, format Format) Opener {
 	return func(context.Context) (Source, func() error, error) {
 		if _, err := r.Seek(0, io.SeekStart); err != nil {
@@ -98,7 +154,8 @@ func ReaderOpener(r io.ReadSeeker, name string, format Format) Opener {
 // eligible: the first pass collects the users who opted out (reading only
 // user_id and opted_out), the second normalizes every value and records, per
 // distinct value, whether a record allows it and whether any denies it.
-// onInvalid is called for each invalid record of the second pass.
+// onInvalid is called for each invalid record of the second pass. A
+// Rewinder source stays open in the Result for Yield: call Yield or Close.
 //
 // Memory is bounded by the number of distinct users who opted out and of
 // distinct values, never by the records: a value is kept as its first 16
@@ -117,10 +174,16 @@ func Check(ctx context.Context, open Opener, p *Policy, onInvalid func(*RecordEr
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{p: p, users: users, optedOut: map[userKey]struct{}{}, values: map[valueKey]uint64{}}
+	res := &Result{p: p, passes: &passes{open: open}, users: users, optedOut: map[userKey]struct{}{}, values: map[valueKey]uint64{}}
+	ok := false
+	defer func() {
+		if !ok {
+			res.passes.close()
+		}
+	}()
 
 	// Pass 1: the users with any opted-out record.
-	err = pass(ctx, open, p, users, false, func(_ string, c *classified) error {
+	err = res.pass(ctx, false, func(_ string, c *classified) error {
 		if c.optedOut && c.hasUser {
 			res.optedOut[c.user] = struct{}{}
 		}
@@ -132,7 +195,7 @@ func Check(ctx context.Context, open Opener, p *Policy, onInvalid func(*RecordEr
 
 	// Pass 2: the state of every value.
 	sum := &res.Summary
-	err = pass(ctx, open, p, users, true, func(name string, c *classified) error {
+	err = res.pass(ctx, true, func(name string, c *classified) error {
 		sum.Records++
 		_, userOut := res.optedOut[c.user]
 		userOut = userOut && c.hasUser
@@ -216,8 +279,18 @@ func Check(ctx context.Context, open Opener, p *Policy, onInvalid func(*RecordEr
 		fp.Write(binary.BigEndian.AppendUint64(nil, a))
 	}
 	fp.Sum(res.Fingerprint[:0])
+	if _, rewinds := res.passes.src.(Rewinder); !rewinds {
+		if err := res.passes.close(); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
 	return res, nil
 }
+
+// Close releases the inventory source Check kept open for Yield. Yield
+// closes it itself.
+func (r *Result) Close() error { return r.passes.close() }
 
 // fingerprintDomain separates the fingerprint's hashes from any other use of
 // SHA-256 over PRF inputs.
@@ -228,9 +301,10 @@ const fingerprintDomain = "psimatch eligible set fingerprint v1\x00"
 // eligible record. Call it once per Result. A record that contradicts Check
 // (a new opt-out, a new denial of an eligible value, an eligible value gone)
 // stops it with an error wrapping ErrChanged.
-func (r *Result) Yield(ctx context.Context, open Opener, yield func(Eligible) error) error {
+func (r *Result) Yield(ctx context.Context, yield func(Eligible) error) error {
+	defer r.passes.close()
 	var yielded int64
-	err := pass(ctx, open, r.p, r.users, true, func(name string, c *classified) error {
+	err := r.pass(ctx, true, func(name string, c *classified) error {
 		_, userOut := r.optedOut[c.user]
 		userOut = userOut && c.hasUser
 		if c.optedOut && c.hasUser && !userOut {
@@ -325,21 +399,15 @@ func (h *userHasher) key(uid string) (k userKey) {
 // classifying worker.
 const batchSize = 512
 
-// pass opens the inventory, classifies every record on GOMAXPROCS workers
-// and calls fn for each in the source's order, from the calling goroutine.
-func pass(ctx context.Context, open Opener, p *Policy, users *userHasher, full bool, fn func(name string, c *classified) error) (err error) {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	src, closeSrc, err := open(ctx)
+// pass reads the inventory once more, classifies every record on
+// GOMAXPROCS workers and calls fn for each in the source's order, from the
+// calling goroutine.
+func (r *Result) pass(ctx context.Context, full bool, fn func(name string, c *classified) error) (err error) {
+	src, err := r.passes.next(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := closeSrc(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
+	p, users := r.p, r.users
 	name := src.Name()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

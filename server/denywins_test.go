@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,4 +253,32 @@ func TestRatchetForwardSecrecy(t *testing.T) {
 		}
 	}
 	t.Logf("tried %d candidates from the data directory", len(candidates))
+}
+
+// TestRatchetAcrossRotateChanges: a restart with a longer --rotate, whose
+// epoch began before the ratchet's anchor, steps the ratchet forward once
+// instead of refusing to start; a clock set back past the anchor's epoch is
+// refused (its secret was erased).
+func TestRatchetAcrossRotateChanges(t *testing.T) {
+	f := newFixture(t, false) // 10:00, hourly epochs
+	pk := f.srv.current.Load().key.PublicKey()
+	f.cfg.Rotate = 24 * time.Hour
+	f.restart()
+	if got := f.srv.Epoch(); got != "20261130T000000Z" {
+		t.Fatalf("epoch %s after --rotate 24h", got)
+	}
+	if bytes.Equal(f.srv.current.Load().key.PublicKey(), pk) {
+		t.Fatal("the daily epoch reuses the hourly epoch's key")
+	}
+	f.close()
+	back := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	f.now.Store(&back)
+	var err error
+	if f.store, err = store.Open(filepath.Join(f.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Dir, f.cfg.Audit = f.store, nil
+	if _, err := New(context.Background(), f.cfg); !errors.Is(err, psi.ErrEpochBehind) {
+		t.Fatalf("a clock a day behind the ratchet: %v, want ErrEpochBehind", err)
+	}
 }

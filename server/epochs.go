@@ -84,7 +84,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		s.audit(ev)
 		return nil, err
 	}
-	secret, err := s.epochSecret(id, start)
+	secret, err := s.epochSecret(id, start, end)
 	if err != nil {
 		return fail(fmt.Errorf("the key schedule of epoch %s: %w", id, err))
 	}
@@ -188,12 +188,13 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 // ahead, or a tiny --rotate, would otherwise spin).
 const maxRatchetSteps = 10_000_000
 
-// epochSecret returns the ratchet's secret for epoch id, which starts at
-// start. It walks forward from the current state's secret, else from the
-// data directory's anchor, else starts the ratchet from the master seed at
-// this epoch; a new position is saved as the anchor before it is used, so
-// the data directory never holds an earlier epoch's secret.
-func (s *Server) epochSecret(id string, start time.Time) (psi.EpochSecret, error) {
+// epochSecret returns the ratchet's secret for epoch id, from start to end.
+// It walks forward from the current state's secret, else from the data
+// directory's anchor, else starts the ratchet from the master seed at this
+// epoch; a new position is saved as the anchor before it is used, so the
+// data directory never holds an earlier epoch's secret. An anchor inside
+// [start, end) (--rotate was made longer) is stepped once to id.
+func (s *Server) epochSecret(id string, start, end time.Time) (psi.EpochSecret, error) {
 	var anchor psi.EpochSecret
 	have := false
 	if cur := s.current.Load(); cur != nil {
@@ -229,7 +230,7 @@ func (s *Server) epochSecret(id string, start time.Time) (psi.EpochSecret, error
 	if err != nil {
 		return psi.EpochSecret{}, fmt.Errorf("server: the ratchet's epoch %q is not an epoch name", anchor.Epoch)
 	}
-	if !from.Before(start) {
+	if !from.Before(end) {
 		return psi.EpochSecret{}, fmt.Errorf("%w (the ratchet is at epoch %s, asked for %s: is the clock behind?)", psi.ErrEpochBehind, anchor.Epoch, id)
 	}
 	var steps []string

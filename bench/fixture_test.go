@@ -61,7 +61,7 @@ func newFixture(platformRecords, advertiserRows int) (*fixture, error) {
 		f.eligible = append(f.eligible, e)
 		return nil
 	}
-	if _, err := inventory.Scan(context.Background(), &inv, "inventory.csv", inventory.CSV, pol, collect, nil); err != nil {
+	if _, err := inventory.Scan(context.Background(), bytes.NewReader(inv.Bytes()), "inventory.csv", inventory.CSV, pol, collect, nil); err != nil {
 		return nil, err
 	}
 	if f.customers, err = readCustomers(&adv); err != nil {

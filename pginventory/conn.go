@@ -205,9 +205,13 @@ func queryError(ctx context.Context, err error, name string, row int64, query st
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		// A server error message names objects (a table, a column), never
-		// the rows' values.
-		msg := fmt.Sprintf("%s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
+		// Only the messages of the classes that name objects (a table, a
+		// column, a role) are shown. Any other message, such as a failed
+		// cast's `invalid input syntax for type bigint: "+1 415 555 0100"`,
+		// may quote a row's value: it is replaced by its SQLSTATE, its
+		// class and the names of the objects involved, and the driver's
+		// error is not wrapped, so the value is not reachable either.
+		msg := fmt.Sprintf("%s: %s", where, pgErrorText(pgErr))
 		switch pgErr.Code {
 		case codeUndefinedTable:
 			if query == DefaultQuery {
@@ -219,4 +223,70 @@ func queryError(ctx context.Context, err error, name string, row int64, query st
 		return &Error{Source: name, Setting: SettingQuery, Err: errors.New(msg)}
 	}
 	return &Error{Source: name, Setting: SettingConn, Err: fmt.Errorf("%s: %w", where, err)}
+}
+
+// objectClasses are the SQLSTATE classes whose messages name objects
+// (tables, columns, types, roles, databases) or the query's own text, never
+// a row's value.
+var objectClasses = map[string]bool{
+	"08": true, // connection exception
+	"0A": true, // feature not supported
+	"25": true, // invalid transaction state (read-only)
+	"28": true, // invalid authorization
+	"3D": true, // invalid catalog name
+	"3F": true, // invalid schema name
+	"40": true, // transaction rollback
+	"42": true, // syntax error or access rule violation
+	"53": true, // insufficient resources
+	"54": true, // program limit exceeded
+	"55": true, // object not in prerequisite state
+	"57": true, // operator intervention (cancelled, shutting down)
+	"58": true, // system error
+}
+
+// valueFreeCodes are codes of the other classes whose messages are fixed
+// text.
+var valueFreeCodes = map[string]bool{
+	"22012": true, // division by zero
+}
+
+// valueClasses describe the SQLSTATE classes whose messages may quote a
+// value.
+var valueClasses = map[string]string{
+	"22": "a value in a row is invalid for its type or for an expression of the query (data exception), such as a failed cast in a view",
+	"23": "a row violates an integrity constraint",
+	"P0": "a PL/pgSQL function raised an error",
+	"XX": "internal error",
+}
+
+// pgErrorText returns what may be said of a server error: its message when
+// its class names only objects, else its class's description, its SQLSTATE
+// and the names (never the values) of the column, table, type and constraint
+// involved.
+func pgErrorText(e *pgconn.PgError) string {
+	class := e.Code
+	if len(class) > 2 {
+		class = class[:2]
+	}
+	if objectClasses[class] || valueFreeCodes[e.Code] {
+		return fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
+	}
+	desc, ok := valueClasses[class]
+	if !ok {
+		desc = "the server reported an error whose message may hold a row's value, so it is not shown"
+	}
+	var objs []string
+	for _, o := range []struct{ what, name string }{
+		{"schema", e.SchemaName}, {"table", e.TableName}, {"column", e.ColumnName},
+		{"type", e.DataTypeName}, {"constraint", e.ConstraintName},
+	} {
+		if o.name != "" {
+			objs = append(objs, fmt.Sprintf("%s %q", o.what, o.name))
+		}
+	}
+	text := fmt.Sprintf("%s (SQLSTATE %s; the server's message is not shown, as it may quote the value)", desc, e.Code)
+	if objs != nil {
+		text += "; involving " + strings.Join(objs, ", ")
+	}
+	return text
 }

@@ -82,8 +82,15 @@ func Open(ctx context.Context, conn string, query string) (*Source, error) {
 	return s, nil
 }
 
-// start describes the query, checks its columns and runs it.
+// start opens a read-only REPEATABLE READ transaction, describes the query,
+// checks its columns and runs it.
 func (s *Source) start() error {
+	// One snapshot for every run of the query (Rewind): the passes of
+	// inventory.Run then read the same rows, and an opt-out committed
+	// meanwhile waits for the next read instead of failing this one.
+	if _, err := s.conn.Exec(s.ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return queryError(s.ctx, err, s.name, 0, s.query)
+	}
 	// Describing first gives a missing table or column, or a query that is
 	// not one SELECT, as a clean error before anything runs.
 	desc, err := s.conn.PgConn().Prepare(s.ctx, "", s.query, nil)
@@ -142,12 +149,34 @@ func (s *Source) start() error {
 		return s.badQuery("column opted_out has type %s; want boolean", ot.name)
 	}
 
+	return s.run()
+}
+
+// run runs the query (again), in the source's transaction.
+func (s *Source) run() error {
 	rows, err := s.conn.Query(s.ctx, s.query)
 	if err != nil {
 		return queryError(s.ctx, err, s.name, 0, s.query)
 	}
 	s.rows = rows
 	return nil
+}
+
+// Rewind runs the query again, in the same REPEATABLE READ transaction: it
+// returns the same rows as the first run, whatever was committed since, so
+// that the passes of inventory.Run read one snapshot of the inventory. ctx
+// replaces the context given to Open.
+func (s *Source) Rewind(ctx context.Context) error {
+	if s.conn == nil {
+		return &Error{Source: s.name, Setting: SettingConn, Err: errors.New("reading the inventory again: the source is closed")}
+	}
+	if s.rows != nil && !s.done {
+		// The previous read did not reach its end (it failed): a new query
+		// cannot start on this connection.
+		return &Error{Source: s.name, Setting: SettingQuery, Err: errors.New("reading the inventory again: the previous read did not finish")}
+	}
+	s.ctx, s.line, s.done, s.err = ctx, 0, false, nil
+	return s.run()
 }
 
 func (s *Source) badQuery(format string, a ...any) error {
@@ -272,4 +301,21 @@ func (s *Source) Close() error {
 	return nil
 }
 
-var _ inventory.Source = (*Source)(nil)
+var (
+	_ inventory.Source   = (*Source)(nil)
+	_ inventory.Rewinder = (*Source)(nil)
+)
+
+// Opener returns an inventory.Opener for query on the database conn names.
+// inventory.Run reads the inventory two or three times (deny wins needs the
+// opted-out users before it judges a value): it opens one Source and rewinds
+// it, so every pass runs the query in the same REPEATABLE READ snapshot.
+func Opener(conn, query string) inventory.Opener {
+	return func(ctx context.Context) (inventory.Source, func() error, error) {
+		src, err := Open(ctx, conn, query)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, src.Close, nil
+	}
+}

@@ -6,8 +6,11 @@
 // Entry points, in the order a match uses them:
 //
 //   - SuiteByName picks ristretto255-SHA512 (default) or P256-SHA256.
-//   - DeriveEpochKey derives the platform's key for one epoch from its 32-byte
-//     master seed: oprf.DeriveKey(suite, mode, seed, "psimatch epoch "+epoch).
+//   - The key schedule (ratchet.go): RatchetOrigin and EpochSecret.Next walk
+//     an HKDF ratchet of epoch secrets from the 32-byte master seed, and
+//     DeriveGenerationKey derives the key of one generation of an epoch's set
+//     with oprf.DeriveKey. (DeriveEpochKey, the seed-only derivation, remains
+//     for tests and benchmarks.)
 //   - BuildSet (platform, once per epoch) evaluates every eligible identifier
 //     in parallel and returns the count-mode and members-mode output sets,
 //     truncated and coded by psi/setcodec. It accepts only inventory.Eligible

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,9 +13,9 @@ import (
 	"github.com/psimatch/psimatch/psi/setcodec"
 )
 
-// epochState is one epoch's key and set. It never changes once built: a
-// reload or a rotation makes a new one, and sessions keep the one they
-// started with.
+// epochState is one generation of one epoch: its key and set. It never
+// changes once built: a reload or a rotation makes a new one, and sessions
+// keep the one they started with.
 type epochState struct {
 	id            string
 	start, end    time.Time
@@ -23,14 +24,22 @@ type epochState struct {
 	countDigest   string
 	membersDigest string
 	built         time.Time
+
+	// secret is the epoch's ratchet position, from which each generation's
+	// key is derived; it is wiped when the state stops being current and
+	// the epoch changes (sessions need only key).
+	secret      psi.EpochSecret
+	fingerprint inventory.Fingerprint
 }
 
 // EpochID names the epoch that contains t for epochs of length rotate:
 // its UTC start, such as "20261130T000000Z".
 func EpochID(t time.Time, rotate time.Duration) (id string, start, end time.Time) {
 	start = t.UTC().Truncate(rotate)
-	return start.Format("20060102T150405Z"), start, start.Add(rotate)
+	return start.Format(epochLayout), start, start.Add(rotate)
 }
+
+const epochLayout = "20060102T150405Z"
 
 // InventoryLoad is the audit event written for each read of the inventory.
 type InventoryLoad struct {
@@ -40,70 +49,218 @@ type InventoryLoad struct {
 	Summary inventory.Summary `json:"summary"`
 	SetSize int               `json:"set_size"`
 	Seconds float64           `json:"seconds"`
-	Error   string            `json:"error,omitempty"`
+	// Fingerprint identifies the eligible set read (inventory.Fingerprint).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Action is what the read led to: "unchanged" (the set being served is
+	// current), "cached" (the data directory's set is current and was
+	// loaded) or "built" (the set was built, and a new generation key
+	// derived).
+	Action string `json:"action,omitempty"`
+	// PreviousFingerprint is the fingerprint of the cached or served set a
+	// build replaced, when it differed.
+	PreviousFingerprint string `json:"previous_fingerprint,omitempty"`
+	// PublicKey is the generation's public key, in hex.
+	PublicKey string `json:"public_key,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // EventName names the event in the audit log.
 func (InventoryLoad) EventName() string { return "inventory_load" }
 
-// loadEpoch returns the epoch containing now: from the data directory's
-// cache when a set for it was saved with the same suite, else built from the
-// inventory and saved.
+// loadEpoch reads the inventory through the deny-wins policy and returns the
+// state serving the epoch containing now. Every call reads the inventory:
+// the set being served, or the data directory's cached set, is reused only
+// when the fingerprint of the eligible set just read equals its own (and
+// useCache allows the cache); otherwise the set is built under the key of
+// the new generation, derived from the epoch's ratchet secret and the
+// fingerprint, and saved.
 func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, useCache bool) (*epochState, error) {
 	id, start, end := EpochID(now, s.cfg.Rotate)
-	key, err := psi.DeriveEpochKey(s.cfg.Suite, s.cfg.Seed, id)
-	if err != nil {
+	t0 := time.Now()
+	ev := InventoryLoad{Epoch: id, Reason: reason}
+	fail := func(err error) (*epochState, error) {
+		ev.Error = err.Error()
+		ev.Seconds = time.Since(t0).Seconds()
+		s.audit(ev)
 		return nil, err
+	}
+	secret, err := s.epochSecret(id, start, end)
+	if err != nil {
+		return fail(fmt.Errorf("the key schedule of epoch %s: %w", id, err))
+	}
+	// From now on the ratchet, not the seed, gives every key: drop the
+	// server's reference to the seed (serve erases its copy). A shared seed
+	// (replicas) keeps it: each epoch derives from it directly.
+	if !s.cfg.SharedSeed {
+		s.cfg.Seed = nil
+	}
+
+	open := func(ctx context.Context) (inventory.Source, func() error, error) {
+		src, closeSrc, err := s.cfg.OpenInventory(ctx)
+		if err == nil {
+			ev.Source = src.Name()
+		}
+		return src, closeSrc, err
+	}
+	invalid := 0
+	res, err := inventory.Check(ctx, open, s.cfg.Policy, func(e *inventory.RecordError) {
+		if invalid++; invalid <= 20 {
+			s.log.Warn("invalid inventory record", "err", e.Error())
+		}
+	})
+	if err != nil {
+		secret.Wipe()
+		return fail(fmt.Errorf("reading the inventory for epoch %s: %w", id, err))
+	}
+	defer res.Close()
+	ev.Summary, ev.Fingerprint = res.Summary, res.Fingerprint.String()
+	key, err := psi.DeriveGenerationKey(s.cfg.Suite, &secret, res.Fingerprint[:])
+	if err != nil {
+		secret.Wipe()
+		return fail(err)
+	}
+	pk := hex.EncodeToString(key.PublicKey())
+	ev.PublicKey = pk
+	done := func(st *epochState, action string) (*epochState, error) {
+		ev.Action, ev.SetSize, ev.Seconds = action, st.set.Size, time.Since(t0).Seconds()
+		s.audit(ev)
+		s.log.Info("inventory read", "epoch", id, "reason", reason, "action", action, "records", res.Summary.Records,
+			"eligible_identifiers", st.set.Size, "security_only", res.Summary.Excluded.SecurityOnly, "opted_out", res.Summary.Excluded.OptedOut,
+			"user_opted_out_elsewhere", res.Summary.Excluded.UserOptedOut, "value_shared_with_security_only", res.Summary.Excluded.ValueSecurityOnly,
+			"value_shared_with_opted_out", res.Summary.Excluded.ValueOptedOut, "fingerprint", ev.Fingerprint[:16], "seconds", ev.Seconds)
+		return st, nil
+	}
+
+	if cur := s.current.Load(); cur != nil && cur.id == id {
+		if cur.fingerprint == res.Fingerprint && hex.EncodeToString(cur.key.PublicKey()) == pk {
+			secret.Wipe()
+			return done(cur, "unchanged")
+		}
+		ev.PreviousFingerprint = cur.fingerprint.String()
 	}
 	if useCache && s.cfg.Dir != nil {
 		meta, count, members, ok, err := s.cfg.Dir.LoadSet(id)
-		if err != nil {
+		switch {
+		case err != nil:
 			s.log.Warn("cached set unusable; recomputing", "epoch", id, "err", err)
-		} else if ok && meta.Suite == s.cfg.Suite.Name() && meta.Verifiable == s.cfg.Suite.Verifiable() && meta.MaxClientRows == s.cfg.MaxClientRows {
+		case !ok:
+		case meta.Suite != s.cfg.Suite.Name() || meta.Verifiable != s.cfg.Suite.Verifiable() || meta.MaxClientRows != s.cfg.MaxClientRows:
+			s.log.Info("the cached set was built with other settings; rebuilding", "epoch", id)
+		case meta.Fingerprint != ev.Fingerprint || meta.PublicKey != pk:
+			if meta.Fingerprint != ev.Fingerprint {
+				ev.PreviousFingerprint = meta.Fingerprint
+			}
+			s.log.Info("the inventory's eligible set differs from the cached set; rebuilding it under a new generation key", "epoch", id)
+		default:
 			ps := &psi.PlatformSet{Suite: meta.Suite, Epoch: id, Size: meta.Size, Bits: meta.Bits, MaxClientRows: meta.MaxClientRows, Count: count, Members: members}
 			st, err := newEpochState(id, start, end, key, ps)
 			if err == nil {
-				s.log.Info("epoch set loaded from the data directory", "epoch", id, "size", ps.Size)
-				return st, nil
+				st.secret, st.fingerprint = secret, res.Fingerprint
+				s.log.Info("epoch set loaded from the data directory: its fingerprint matches the inventory", "epoch", id, "size", ps.Size)
+				return done(st, "cached")
 			}
 			s.log.Warn("cached set unusable; recomputing", "epoch", id, "err", err)
 		}
 	}
-	t0 := time.Now()
-	var sum inventory.Summary
-	var srcName string
+
 	ps, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
-		src, closeSrc, err := s.cfg.OpenInventory(ctx)
-		if err != nil {
-			return err
-		}
-		defer closeSrc()
-		srcName = src.Name()
-		invalid := 0
-		sum, err = inventory.Run(ctx, src, s.cfg.Policy, yield, func(e *inventory.RecordError) {
-			if invalid++; invalid <= 20 {
-				s.log.Warn("invalid inventory record", "err", e.Error())
-			}
-		})
-		return err
+		return res.Yield(ctx, yield)
 	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress})
-	ev := InventoryLoad{Source: srcName, Epoch: id, Reason: reason, Summary: sum, Seconds: time.Since(t0).Seconds()}
 	if err != nil {
-		ev.Error = err.Error()
-		s.audit(ev)
-		return nil, fmt.Errorf("building the set of epoch %s: %w", id, err)
+		secret.Wipe()
+		return fail(fmt.Errorf("building the set of epoch %s: %w", id, err))
 	}
-	ev.SetSize = ps.Size
-	s.audit(ev)
-	s.log.Info("inventory read", "epoch", id, "reason", reason, "records", sum.Records, "eligible_identifiers", ps.Size,
-		"security_only", sum.Excluded.SecurityOnly, "opted_out", sum.Excluded.OptedOut, "seconds", ev.Seconds)
 	if s.cfg.Dir != nil {
-		meta := store.SetMeta{Suite: ps.Suite, Epoch: id, Size: ps.Size, Bits: ps.Bits, MaxClientRows: ps.MaxClientRows, Verifiable: s.cfg.Suite.Verifiable()}
+		meta := store.SetMeta{Suite: ps.Suite, Epoch: id, Size: ps.Size, Bits: ps.Bits, MaxClientRows: ps.MaxClientRows,
+			Verifiable: s.cfg.Suite.Verifiable(), Fingerprint: ev.Fingerprint, PublicKey: pk}
 		if err := s.cfg.Dir.SaveSet(id, meta, ps.Count, ps.Members); err != nil {
-			return nil, fmt.Errorf("saving the set of epoch %s: %w", id, err)
+			secret.Wipe()
+			return fail(fmt.Errorf("saving the set of epoch %s: %w", id, err))
 		}
 	}
-	return newEpochState(id, start, end, key, ps)
+	st, err := newEpochState(id, start, end, key, ps)
+	if err != nil {
+		secret.Wipe()
+		return fail(err)
+	}
+	st.secret, st.fingerprint = secret, res.Fingerprint
+	return done(st, "built")
+}
+
+// maxRatchetSteps bounds how far the ratchet walks in one go (a clock far
+// ahead, or a tiny --rotate, would otherwise spin).
+const maxRatchetSteps = 10_000_000
+
+// epochSecret returns the ratchet's secret for epoch id, from start to end.
+// It walks forward from the current state's secret, else from the data
+// directory's anchor, else starts the ratchet from the master seed at this
+// epoch; a new position is saved as the anchor before it is used, so the
+// data directory never holds an earlier epoch's secret. An anchor inside
+// [start, end) (--rotate was made longer) is stepped once to id.
+func (s *Server) epochSecret(id string, start, end time.Time) (psi.EpochSecret, error) {
+	if s.cfg.SharedSeed {
+		return psi.RatchetOrigin(s.cfg.Seed, id)
+	}
+	var anchor psi.EpochSecret
+	have := false
+	if cur := s.current.Load(); cur != nil {
+		anchor, have = cur.secret, true
+	}
+	if !have && s.cfg.Dir != nil {
+		a, ok, err := s.cfg.Dir.LoadAnchor()
+		if err != nil {
+			return psi.EpochSecret{}, err
+		}
+		anchor, have = psi.EpochSecret{Epoch: a.Epoch, Secret: a.Secret}, ok
+		clear(a.Secret[:])
+	}
+	if !have {
+		if s.cfg.Seed == nil {
+			return psi.EpochSecret{}, errors.New("server: no master seed and no ratchet anchor in the data directory")
+		}
+		origin, err := psi.RatchetOrigin(s.cfg.Seed, id)
+		if err != nil {
+			return psi.EpochSecret{}, err
+		}
+		s.log.Info("epoch-key ratchet started from the master seed", "epoch", id)
+		if err := s.saveAnchor(origin); err != nil {
+			return psi.EpochSecret{}, err
+		}
+		return origin, nil
+	}
+	if anchor.Epoch == id {
+		return anchor, nil
+	}
+	defer anchor.Wipe()
+	from, err := time.Parse(epochLayout, anchor.Epoch)
+	if err != nil {
+		return psi.EpochSecret{}, fmt.Errorf("server: the ratchet's epoch %q is not an epoch name", anchor.Epoch)
+	}
+	if !from.Before(end) {
+		return psi.EpochSecret{}, fmt.Errorf("%w (the ratchet is at epoch %s, asked for %s: is the clock behind?)", psi.ErrEpochBehind, anchor.Epoch, id)
+	}
+	var steps []string
+	for t := from.Truncate(s.cfg.Rotate).Add(s.cfg.Rotate); t.Before(start); t = t.Add(s.cfg.Rotate) {
+		if len(steps) >= maxRatchetSteps {
+			return psi.EpochSecret{}, fmt.Errorf("server: the ratchet is more than %d epochs behind epoch %s", maxRatchetSteps, id)
+		}
+		steps = append(steps, t.UTC().Format(epochLayout))
+	}
+	next, err := psi.WalkRatchet(anchor, append(steps, id))
+	if err != nil {
+		return psi.EpochSecret{}, err
+	}
+	return next, s.saveAnchor(next)
+}
+
+// saveAnchor stores the ratchet's position in the data directory, if any.
+func (s *Server) saveAnchor(e psi.EpochSecret) error {
+	if s.cfg.Dir == nil {
+		return nil
+	}
+	a := store.Anchor{Epoch: e.Epoch, Secret: e.Secret}
+	defer clear(a.Secret[:])
+	return s.cfg.Dir.SaveAnchor(a)
 }
 
 func newEpochState(id string, start, end time.Time, key *psi.Key, ps *psi.PlatformSet) (*epochState, error) {
@@ -153,24 +310,30 @@ func (s *Server) rotate(ctx context.Context) {
 	}
 }
 
-// Reload re-reads the inventory and rebuilds the current epoch's set; new
-// sessions use it, running ones keep theirs. It is what SIGHUP and --reload
-// call, so an opt-out never waits for the next epoch.
+// Reload re-reads the inventory and, when its eligible set changed, rebuilds
+// the current epoch's set under a new generation key; new sessions use it,
+// running ones keep theirs. It is what SIGHUP and --reload call, so an
+// opt-out never waits for the next epoch.
 func (s *Server) Reload(ctx context.Context) error { return s.rebuild(ctx, "reload") }
 
 func (s *Server) rebuild(ctx context.Context, reason string) error {
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
-	st, err := s.loadEpoch(ctx, s.now(), reason, reason == "rotation")
+	st, err := s.loadEpoch(ctx, s.now(), reason, true)
 	if err != nil {
 		s.log.Error("could not build the epoch set; the previous one keeps serving", "reason", reason, "err", err)
 		return err
 	}
 	prev := s.current.Swap(st)
 	s.metrics.setSize.Set(float64(st.set.Size))
-	if s.cfg.Dir != nil && prev != nil && prev.id != st.id {
-		if err := s.cfg.Dir.PruneSets([]string{st.id, prev.id}); err != nil {
-			s.log.Warn("pruning old sets", "err", err)
+	if prev != nil && prev != st && prev.id != st.id {
+		// The ratchet has moved on: the old epoch's secret is no longer
+		// needed (its sessions keep only its key).
+		prev.secret.Wipe()
+		if s.cfg.Dir != nil {
+			if err := s.cfg.Dir.PruneSets([]string{st.id, prev.id}); err != nil {
+				s.log.Warn("pruning old sets", "err", err)
+			}
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/psimatch/psimatch/internal/advertisers"
 	"github.com/psimatch/psimatch/internal/state"
@@ -33,7 +34,7 @@ func replicas(t *testing.T, f *fixture, conn string, n int) []*Server {
 		}
 		t.Cleanup(func() { st.Close() })
 		cfg := f.cfg
-		cfg.State, cfg.Dir, cfg.Audit = st, nil, nil
+		cfg.State, cfg.Dir, cfg.Audit, cfg.SharedSeed = st, nil, nil, true
 		srv, err := New(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -161,5 +162,45 @@ func TestReplicasSharePostgres(t *testing.T) {
 	rec = do(srvs[1].Handler(), f.tokens["member"], "POST", protocol.PathSessions, []byte(`{"mode":"count","elements":{"email":10}}`), nil)
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), `"reason":"state_unavailable"`) || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("a replica without its database: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestSharedSeedReplicasAgreeAcrossEpochs: replicas sharing a --seed-file
+// derive every epoch's key from the seed, so a replica that has served
+// since an earlier epoch and one started in the current epoch publish the
+// same public key. Two servers that each keep their own ratchet in their own
+// data directory do not (which is why --seed-file switches the ratchet off).
+func TestSharedSeedReplicasAgreeAcrossEpochs(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := context.Background()
+	start := func(shared bool) *Server {
+		cfg := f.cfg
+		cfg.SharedSeed, cfg.Dir, cfg.Audit, cfg.State = shared, nil, nil, state.NewMemory()
+		srv, err := New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	pub := func(s *Server) string { return string(s.current.Load().key.PublicKey()) }
+	early, earlyRatchet := start(true), start(false)
+	f.advance(time.Hour)
+	for _, s := range []*Server{early, earlyRatchet} {
+		if err := s.rebuild(ctx, "rotation"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, lateRatchet := start(true), start(false)
+	if early.Epoch() != late.Epoch() {
+		t.Fatalf("epochs %s and %s", early.Epoch(), late.Epoch())
+	}
+	if pub(early) != pub(late) {
+		t.Error("two replicas sharing a seed publish different keys for one epoch")
+	}
+	if pub(earlyRatchet) == pub(lateRatchet) {
+		t.Error("ratchets started in different epochs agree: the test no longer shows why --seed-file derives from the seed")
+	}
+	if pub(early) == pub(earlyRatchet) {
+		t.Error("the shared-seed key equals the ratchet's one epoch later")
 	}
 }

@@ -30,7 +30,12 @@ import (
 // Config configures a Server.
 type Config struct {
 	Suite *psi.Suite // the epoch's suite and RFC mode
-	Seed  []byte     // the 32-byte master seed
+	Seed  []byte     // the 32-byte master seed; nil when Dir holds the ratchet's anchor
+	// SharedSeed (replicas sharing --seed-file): each epoch's secret is
+	// psi.RatchetOrigin(Seed, epoch), derived from the seed directly so that
+	// every replica computes the same keys with no shared ratchet position.
+	// The seed is kept; forward secrecy rests on rotating the seed file.
+	SharedSeed bool
 	// Dir caches each epoch's set, so a restart reuses it; nil for none.
 	Dir *store.Dir
 	// Audit receives one JSON object per event; nil for none.
@@ -85,12 +90,12 @@ type Server struct {
 	auditMu  sync.Mutex
 }
 
-// New reads the advertisers, derives or loads the current epoch's set (from
-// the data directory's cache if present, else by reading the inventory) and
-// returns a server ready to serve. Call Run to rotate epochs.
+// New reads the advertisers, reads the inventory and loads the current
+// epoch's set from the data directory's cache when its fingerprint matches,
+// else builds it, and returns a server ready to serve. Call Run to rotate epochs.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Suite == nil || len(cfg.Seed) != psi.SeedSize || cfg.OpenInventory == nil || cfg.Policy == nil {
-		return nil, errors.New("server: Config needs Suite, a 32-byte Seed, OpenInventory and Policy")
+	if cfg.Suite == nil || cfg.Seed != nil && len(cfg.Seed) != psi.SeedSize || cfg.OpenInventory == nil || cfg.Policy == nil {
+		return nil, errors.New("server: Config needs Suite, a 32-byte Seed (or a Dir with a ratchet anchor), OpenInventory and Policy")
 	}
 	if cfg.Rotate <= 0 {
 		cfg.Rotate = 24 * time.Hour

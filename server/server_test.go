@@ -288,14 +288,15 @@ func isStatus(err error, status int) bool {
 	return s == status
 }
 
-// TestRestartKeepsEpoch: a restart on the same data directory reuses the
-// seed and the cached set: same epoch, same digest, no inventory read.
+// TestRestartKeepsEpoch: a restart on the same data directory reads the
+// inventory again and, finding the same eligible set, reuses the ratchet and
+// the cached set: same epoch, same digest, same key.
 func TestRestartKeepsEpoch(t *testing.T) {
 	f := newFixture(t, false)
 	epoch := f.srv.Epoch()
 	_, digest := f.srv.current.Load().setFor(psi.ModeCount)
+	pk := f.srv.current.Load().key.PublicKey()
 	f.close()
-	os.Rename(f.invPath, f.invPath+".gone") // a rebuild would fail now
 	var err error
 	if f.store, err = store.Open(filepath.Join(f.dir, "data")); err != nil {
 		t.Fatal(err)
@@ -308,6 +309,9 @@ func TestRestartKeepsEpoch(t *testing.T) {
 	}
 	if _, d := f.srv.current.Load().setFor(psi.ModeCount); d != digest {
 		t.Fatal("the set changed across a restart")
+	}
+	if !bytes.Equal(f.srv.current.Load().key.PublicKey(), pk) {
+		t.Fatal("the key changed across a restart with the same inventory")
 	}
 	rep, err := f.client("member").Match(context.Background(), f.list, protocol.MatchOptions{})
 	if err != nil || rep.Matched.Email+rep.Matched.Phone != f.truth.Overlap {

@@ -30,9 +30,11 @@ func inventoryCommand() *cli.Command {
 				Usage: "read the inventory through the purpose policy and print what would be matchable, never a value",
 				Description: "Reads a CSV or JSON Lines inventory, or the rows of a PostgreSQL query (columns\n" +
 					"user_id, kind, value, purposes, opted_out), and counts the records the purpose\n" +
-					"policy makes eligible and those it excludes, by reason. Only\n" +
-					"advertising-consented, not opted-out identifiers are eligible. Invalid records\n" +
-					"are listed by line (row number for a database) on standard error.",
+					"policy makes eligible and those it excludes, by reason. Deny wins, by value and\n" +
+					"by user: a value is eligible only when some record gives it advertising and no\n" +
+					"record of it (any user) is security-only, opted out or unreadable, and no\n" +
+					"user holding it opted out anywhere. The inventory is read twice. Invalid\n" +
+					"records are listed by line (row number for a database) on standard error.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl or .ndjson; - for standard input with --format), or a PostgreSQL database: postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\" (password from PGPASSWORD or ~/.pgpass)", Required: true},
 					&cli.StringFlag{Name: "inventory-query", Usage: "the `SQL` query that reads a database inventory; it must return the columns user_id, kind, value, purposes, opted_out", Value: pginventory.DefaultQuery},
@@ -61,14 +63,24 @@ func inventoryCheck(c *cli.Context) error {
 	}
 
 	spec := c.String("inventory")
-	src, closeSrc, err := openInventory(c, spec, format)
+	open, err := openInventory(c, spec, format)
 	if err != nil {
 		return err
 	}
-	defer closeSrc()
-	name := src.Name()
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
-	src = withProgress(src, bar)
+	var name string
+	counted := func(ctx context.Context) (inventory.Source, func() error, error) {
+		src, closeSrc, err := open(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		name = src.Name()
+		counted := withProgress(src, bar)
+		if rw, ok := src.(inventory.Rewinder); ok && counted != src {
+			counted = rewindable{counted, rw}
+		}
+		return counted, closeSrc, nil
+	}
 
 	var invalid int64
 	onInvalid := func(e *inventory.RecordError) {
@@ -82,8 +94,14 @@ func inventoryCheck(c *cli.Context) error {
 			fmt.Fprintln(c.App.ErrWriter, e)
 		}
 	}
-	sum, err := inventory.Run(c.Context, src, policy,
-		func(inventory.Eligible) error { return nil }, onInvalid)
+	// Check reads the inventory twice (deny wins needs the opted-out users
+	// before it can judge a value) and never makes the set itself.
+	var sum inventory.Summary
+	res, err := inventory.Check(c.Context, counted, policy, onInvalid)
+	if err == nil {
+		sum = res.Summary
+		err = res.Close()
+	}
 	bar.done()
 	if invalid > maxInvalidShown {
 		fmt.Fprintf(c.App.ErrWriter, "... and %d more invalid records\n", invalid-maxInvalidShown)
@@ -106,34 +124,60 @@ func inventoryCheck(c *cli.Context) error {
 	return printSummary(c.App.Writer, name, sum)
 }
 
-// openInventory opens the inventory that spec names: a PostgreSQL database
-// (with --inventory-query) or a file ("-" for standard input) in format. The
-// returned function closes it.
-func openInventory(c *cli.Context, spec string, format inventory.Format) (inventory.Source, func() error, error) {
+// rewindable keeps a wrapped Source a Rewinder, so that the passes of
+// inventory.Check read one version of the inventory.
+type rewindable struct {
+	inventory.Source
+	rw inventory.Rewinder
+}
+
+func (r rewindable) Rewind(ctx context.Context) error { return r.rw.Rewind(ctx) }
+
+// openInventory returns how to open the inventory that spec names, once
+// per pass: a PostgreSQL database (with --inventory-query; the query runs
+// once per pass) or a file ("-" for standard input, which must then be a
+// file, not a pipe, since it is read more than once) in format.
+func openInventory(c *cli.Context, spec string, format inventory.Format) (inventory.Opener, error) {
 	if pginventory.IsConnString(spec) {
 		if c.IsSet("format") {
-			return nil, nil, usageError("--format applies to inventory files; --inventory names a PostgreSQL database")
+			return nil, usageError("--format applies to inventory files; --inventory names a PostgreSQL database")
 		}
-		return openDatabaseInventory(c.Context, spec, c.String("inventory-query"))
+		query := c.String("inventory-query")
+		return func(ctx context.Context) (inventory.Source, func() error, error) {
+			return openDatabaseInventory(ctx, spec, query)
+		}, nil
 	}
 	if c.IsSet("inventory-query") {
-		return nil, nil, withHint(errors.New("--inventory-query needs --inventory to name a PostgreSQL database"), exitUsage,
+		return nil, withHint(errors.New("--inventory-query needs --inventory to name a PostgreSQL database"), exitUsage,
 			"give --inventory as postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\"")
 	}
 	if spec == "-" {
 		if format == inventory.Auto {
-			return nil, nil, usageError("--inventory -: standard input needs --format csv or --format jsonl")
+			return nil, usageError("--inventory -: standard input needs --format csv or --format jsonl")
 		}
-		src, err := inventory.NewSource(c.App.Reader, "standard input", format)
-		return src, func() error { return nil }, err
+		rs, ok := c.App.Reader.(io.ReadSeeker)
+		if ok {
+			_, err := rs.Seek(0, io.SeekCurrent)
+			ok = err == nil
+		}
+		if !ok {
+			return nil, withHint(errors.New("--inventory -: standard input is not a file"), exitUsage,
+				"deny wins reads the inventory more than once: redirect a file (< inventory.csv) or give it with --inventory")
+		}
+		return inventory.ReaderOpener(rs, "standard input", format), nil
 	}
 	if format == inventory.Auto {
 		var err error
 		if format, err = inventory.FormatOf(spec); err != nil {
-			return nil, nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
+			return nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
 		}
 	}
-	return openInventoryFile(spec, format)
+	f, err := os.Open(spec)
+	if err != nil {
+		return nil, withHint(err, exitInput, "check the path given to --inventory")
+	}
+	f.Close()
+	return func(context.Context) (inventory.Source, func() error, error) { return openInventoryFile(spec, format) }, nil
 }
 
 // openInventoryFile opens an inventory file in a known format; the returned
@@ -194,6 +238,10 @@ func printSummary(w io.Writer, name string, s inventory.Summary) error {
 		{"excluded, security_only", s.Excluded.SecurityOnly},
 		{"excluded, no_advertising_purpose", s.Excluded.NoAdvertisingPurpose},
 		{"excluded, opted_out", s.Excluded.OptedOut},
+		{"excluded, user opted out elsewhere", s.Excluded.UserOptedOut},
+		{"excluded, value shared with security_only", s.Excluded.ValueSecurityOnly},
+		{"excluded, value shared with opted_out", s.Excluded.ValueOptedOut},
+		{"excluded, value shared with invalid", s.Excluded.ValueInvalid},
 		{"eligible identifiers, email", s.EligibleIdentifiers.Email},
 		{"eligible identifiers, phone", s.EligibleIdentifiers.Phone},
 	}
@@ -201,7 +249,7 @@ func printSummary(w io.Writer, name string, s inventory.Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", name)
 	for _, l := range lines {
-		fmt.Fprintf(&b, "  %-33s %*d\n", l.label, width, l.n)
+		fmt.Fprintf(&b, "  %-42s %*d\n", l.label, width, l.n)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -43,7 +44,7 @@ func TestInventoryCheckJSON(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("status %d, stderr:\n%s", status, stderr.String())
 	}
-	const want = `{"records":8,"eligible_records":3,"excluded":{"invalid":2,"security_only":1,"no_advertising_purpose":1,"opted_out":1},"eligible_identifiers":{"email":1,"phone":1}}` + "\n"
+	const want = `{"records":8,"eligible_records":3,"excluded":{"invalid":2,"security_only":1,"no_advertising_purpose":1,"opted_out":1,"user_opted_out_elsewhere":0,"value_shared_with_security_only":0,"value_shared_with_opted_out":0,"value_shared_with_invalid":0},"eligible_identifiers":{"email":1,"phone":1}}` + "\n"
 	if stdout.String() != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
 	}
@@ -74,7 +75,7 @@ func TestInventoryCheckJSON(t *testing.T) {
 		stdout.Reset()
 		stderr.Reset()
 		status = run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", p, "--default-region", "US", "--json"}, strings.NewReader(""), &stdout, &stderr)
-		const want = `{"records":8,"eligible_records":4,"excluded":{"invalid":1,"security_only":1,"no_advertising_purpose":1,"opted_out":1},"eligible_identifiers":{"email":1,"phone":2}}` + "\n"
+		const want = `{"records":8,"eligible_records":4,"excluded":{"invalid":1,"security_only":1,"no_advertising_purpose":1,"opted_out":1,"user_opted_out_elsewhere":0,"value_shared_with_security_only":0,"value_shared_with_opted_out":0,"value_shared_with_invalid":0},"eligible_identifiers":{"email":1,"phone":2}}` + "\n"
 		if status != 0 || stdout.String() != want {
 			t.Errorf("%s: status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", filepath.Base(p), status, stdout.String(), want, stderr.String())
 		}
@@ -89,14 +90,18 @@ func TestInventoryCheckHuman(t *testing.T) {
 		t.Fatalf("status %d, stderr:\n%s", status, stderr.String())
 	}
 	want := path + "\n" +
-		"  records                           8\n" +
-		"  eligible records                  4\n" +
-		"  excluded, invalid                 1\n" +
-		"  excluded, security_only           1\n" +
-		"  excluded, no_advertising_purpose  1\n" +
-		"  excluded, opted_out               1\n" +
-		"  eligible identifiers, email       1\n" +
-		"  eligible identifiers, phone       2\n"
+		"  records                                    8\n" +
+		"  eligible records                           4\n" +
+		"  excluded, invalid                          1\n" +
+		"  excluded, security_only                    1\n" +
+		"  excluded, no_advertising_purpose           1\n" +
+		"  excluded, opted_out                        1\n" +
+		"  excluded, user opted out elsewhere         0\n" +
+		"  excluded, value shared with security_only  0\n" +
+		"  excluded, value shared with opted_out      0\n" +
+		"  excluded, value shared with invalid        0\n" +
+		"  eligible identifiers, email                1\n" +
+		"  eligible identifiers, phone                2\n"
 	if stdout.String() != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
 	}
@@ -108,6 +113,41 @@ func TestInventoryCheckStdin(t *testing.T) {
 	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", "-", "--format", "csv", "--json"}, strings.NewReader(testInventory), &stdout, &stderr)
 	if status != 0 || !strings.HasPrefix(stdout.String(), `{"records":8,`) {
 		t.Errorf("status %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
+	}
+}
+
+// TestInventoryCheckDenyWins runs inventory check on the conflict inventory
+// of issue 14: only what deny wins allows is eligible, and every new reason
+// is counted.
+func TestInventoryCheckDenyWins(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", "../../psi/inventory/testdata/conflicts.csv", "--default-region", "US", "--json"},
+		strings.NewReader(""), &stdout, &stderr)
+	if status != 0 {
+		t.Fatalf("status %d, stderr:\n%s", status, stderr.String())
+	}
+	const want = `{"records":21,"eligible_records":4,"excluded":{"invalid":2,"security_only":4,"no_advertising_purpose":1,"opted_out":2,` +
+		`"user_opted_out_elsewhere":2,"value_shared_with_security_only":4,"value_shared_with_opted_out":1,"value_shared_with_invalid":1},` +
+		`"eligible_identifiers":{"email":2,"phone":1}}` + "\n"
+	if stdout.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
+	}
+	for _, v := range []string{"carol", "eve", "415", "judy", "oscar", "555-0100"} {
+		if strings.Contains(strings.ToLower(stdout.String()+stderr.String()), v) {
+			t.Errorf("output holds a value (%q):\n%s%s", v, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// TestInventoryCheckPipe: deny wins reads the inventory more than once, so
+// standard input must be a file; a pipe is refused with a hint.
+func TestInventoryCheckPipe(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte(testInventory)); pw.Close() }()
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", "-", "--format", "csv"}, pr, &stdout, &stderr)
+	if status != exitUsage || !strings.Contains(stderr.String(), "standard input is not a file") {
+		t.Errorf("status %d, stderr %q", status, stderr.String())
 	}
 }
 
@@ -299,5 +339,38 @@ func checkNoValues(t *testing.T, out string) {
 		if strings.Contains(strings.ToLower(out), v) {
 			t.Errorf("output holds a value (%q):\n%s", v, out)
 		}
+	}
+}
+
+// TestInventoryCheckPostgresCastHidesValue reads a view whose cast fails on
+// a phone number: the error on standard error says what failed and what to
+// check, and never shows the number.
+func TestInventoryCheckPostgresCastHidesValue(t *testing.T) {
+	u, db := testPostgresDB(t)
+	ctx := context.Background()
+	for _, sql := range []string{
+		`CREATE TABLE phones (n serial, uid text, digits text)`,
+		`INSERT INTO phones (uid, digits) VALUES ('u1', '14155550100'), ('u2', '+1 415 555 0177')`,
+		`CREATE VIEW psimatch_inventory AS SELECT n, uid AS user_id, 'phone' AS kind, '+' || (digits::bigint)::text AS value,
+			'advertising' AS purposes, false AS opted_out FROM phones`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", u.String(), "--inventory-query", "SELECT user_id, kind, value, purposes, opted_out FROM psimatch_inventory ORDER BY n"},
+		strings.NewReader(""), &stdout, &stderr)
+	if status != exitInput {
+		t.Fatalf("status %d, want %d; stderr:\n%s", status, exitInput, stderr.String())
+	}
+	out := stdout.String() + stderr.String()
+	for _, leak := range []string{"0177", "415", "+1 "} {
+		if strings.Contains(out, leak) {
+			t.Errorf("output holds the row's value (%q):\n%s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "SQLSTATE 22P02") || !strings.Contains(out, "psimatch: hint: check --inventory-query") {
+		t.Errorf("the error does not say what failed and what to check:\n%s", out)
 	}
 }

@@ -28,9 +28,12 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the platform's server: answer advertisers' matches against the eligible inventory",
-		Description: `Reads the inventory through the purpose policy (only advertising-consented,
-not opted-out identifiers are matchable), computes the epoch's set once and
-caches it in the data directory, and serves the v1 API over HTTPS.
+		Description: `Reads the inventory through the purpose policy (deny wins, by value and by
+user: only advertising-consented identifiers that no record denies are
+matchable), computes the epoch's set and caches it in the data directory,
+and serves the v1 API over HTTPS. Every start, every --reload interval and
+every rotation re-read the inventory; the cached set is reused only when the
+eligible set's fingerprint is unchanged, else it is rebuilt under a new key.
 SIGHUP re-reads the inventory and the advertisers file (which is also
 checked for changes every 10s); SIGINT/SIGTERM stop gracefully.
 
@@ -51,7 +54,7 @@ share --seed-file and read the same inventory. /metrics is served on
 			&cli.StringSliceFlag{Name: "tls-host", Usage: "a `NAME` or address advertisers use to reach this server, added to the self-signed certificate (repeatable)"},
 			&cli.BoolFlag{Name: "plaintext", Usage: "serve plain HTTP, only behind a TLS-terminating proxy"},
 			&cli.DurationFlag{Name: "rotate", Value: 24 * time.Hour, Usage: "epoch length: the key and the set change this often"},
-			&cli.DurationFlag{Name: "reload", Usage: "re-read the inventory this often (0: only on SIGHUP)"},
+			&cli.DurationFlag{Name: "reload", Value: 10 * time.Minute, Usage: "re-read the inventory this often, so an opt-out reaches the next session within this interval (0: only at start, rotation and SIGHUP)"},
 			&cli.StringFlag{Name: "suite", Value: "ristretto255", Usage: "OPRF suite: ristretto255 or p256"},
 			&cli.BoolFlag{Name: "verifiable", Usage: "RFC 9497 verifiable mode: members-mode answers carry DLEQ proofs"},
 			&cli.Uint64Flag{Name: "max-client-rows", Value: psi.DefaultMaxClientRows, Usage: "the largest advertiser list the set's truncation is sized for"},
@@ -174,17 +177,30 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		return nil, err
 	}
 	var seed []byte
-	if o.seedFile != "" {
+	sharedSeed := o.seedFile != ""
+	if sharedSeed {
+		// Replicas derive each epoch's secret from the shared seed directly,
+		// so they agree without coordinating; forward secrecy then rests on
+		// the operator rotating the file (SECURITY.md).
 		if seed, err = store.ReadSeedFile(o.seedFile); err != nil {
 			return fail(withHint(err, exitInput, "--seed-file must be 32 bytes, mode 0600, owned by the user running the server; give every replica the same file"))
 		}
 	} else {
-		var created bool
-		if seed, created, err = dir.Seed(); err != nil {
-			return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+		// The master seed only starts the epoch-key ratchet; once the data
+		// directory holds the ratchet's anchor, the seed is not read (and is
+		// erased below), so a stolen directory cannot recompute earlier epochs.
+		_, hasAnchor, err := dir.LoadAnchor()
+		if err != nil {
+			return fail(withHint(err, exitInput, "the epoch-key ratchet in --data-dir is unusable"))
 		}
-		if created {
-			log.Info("created a new master seed", "path", dir.Path()+"/seed")
+		if !hasAnchor {
+			var created bool
+			if seed, created, err = dir.Seed(); err != nil {
+				return fail(withHint(err, exitInput, "the master seed in --data-dir is unusable"))
+			}
+			if created {
+				log.Info("created a new master seed", "path", dir.Path()+"/seed")
+			}
 		}
 	}
 	if rs.state, err = openState(ctx, o.state, dir); err != nil {
@@ -198,7 +214,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	srvCtx, cancel := context.WithCancel(context.Background())
 	rs.cancel = cancel
 	rs.srv, err = server.New(ctx, server.Config{
-		Suite: suite, Seed: seed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
+		Suite: suite, Seed: seed, SharedSeed: sharedSeed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
 		Logger: log, Progress: bar.adder("precompute platform set", -1), State: rs.state,
 	})
@@ -206,6 +222,16 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	if err != nil {
 		cancel()
 		return fail(withHint(err, exitInput, "check --inventory and --advertisers"))
+	}
+	if !sharedSeed {
+		clear(seed)
+	}
+	if !sharedSeed && dir.HasSeed() {
+		if err := dir.EraseSeed(); err != nil {
+			log.Warn("could not erase the master seed from the data directory", "err", err)
+		} else {
+			log.Info("erased the master seed from the data directory: the epoch-key ratchet (DIR/ratchet) replaces it")
+		}
 	}
 	go rs.srv.Run(srvCtx)
 

@@ -41,7 +41,7 @@ func TestWriteFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	want := `{"time":"2026-05-01T11:00:00.005Z","event":"inventory_load","source":"inventory.csv","epoch":"e1","seconds":1.5,"records":8,"eligible_records":3,"excluded":{"invalid":2,"security_only":1,"no_advertising_purpose":1,"opted_out":1},"eligible_identifiers":{"email":1,"phone":1}}
+	want := `{"time":"2026-05-01T11:00:00.005Z","event":"inventory_load","source":"inventory.csv","epoch":"e1","seconds":1.5,"records":8,"eligible_records":3,"excluded":{"invalid":2,"security_only":1,"no_advertising_purpose":1,"opted_out":1,"user_opted_out_elsewhere":0,"value_shared_with_security_only":0,"value_shared_with_opted_out":0,"value_shared_with_invalid":0},"eligible_identifiers":{"email":1,"phone":1}}
 {"time":"2026-05-01T11:00:00.005Z","event":"session","id":"s1","advertiser":"acme","mode":"count","epoch":"e1","elements":1000,"outcome":"refused","reason":"quota"}
 {"time":"2026-05-01T11:00:00.005Z","event":"rotation","from":"e1","to":"e2"}
 {"time":"2026-05-01T11:00:00.005Z","event":"empty"}

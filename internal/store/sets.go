@@ -35,6 +35,13 @@ type SetMeta struct {
 	// InventoryDigest optionally identifies the inventory the set was built
 	// from, so a caller can tell that a cached set is stale.
 	InventoryDigest string `json:"inventory_digest,omitempty"`
+	// Fingerprint is the fingerprint of the eligible set the set was built
+	// from (inventory.Fingerprint, in hex): a start or a reload that reads
+	// another fingerprint rebuilds the set instead of serving this one.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// PublicKey is the public key (hex) of the generation key the set was
+	// evaluated under; a set is only served under that key.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // The set file format, all integers big-endian:

@@ -2,12 +2,13 @@ package inventory
 
 import "github.com/psimatch/psimatch/psi/ident"
 
-// Eligible is an identifier that passed the purpose policy: its record named
-// an eligible purpose (advertising) and its user had not opted out. It is the
-// only type the code that builds the matchable set accepts.
+// Eligible is an identifier that passed the purpose policy and deny wins: a
+// record gave it an eligible purpose (advertising), no record of it is
+// security-only, opted out or invalid, and no user holding it opted out. It is
+// the only type the code that builds the matchable set accepts.
 //
-// Only Policy.Classify makes an Eligible, and Run and Scan hand them out
-// through their yield callback. The fields are unexported and there is no
+// Only the deny-wins filter (Result.Yield) makes an Eligible, and Run, Scan
+// and Result.Yield hand them out through their yield callback. The fields are unexported and there is no
 // exported constructor, so code outside this package cannot make one with a
 // chosen identifier: a composite literal with fields, or a conversion from a
 // look-alike struct, does not compile (see TestEligibleCannotBeForged). The

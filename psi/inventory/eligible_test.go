@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
@@ -30,23 +31,28 @@ func TestZeroEligibleIsRejected(t *testing.T) {
 	_ = e.Input()
 }
 
-func TestClassifiedEligibleIsValid(t *testing.T) {
+func TestYieldedEligibleIsValid(t *testing.T) {
 	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}})
-	e, reason, err := p.Classify(Raw{Line: 1, UserID: "u1", Kind: "email", Value: "Alice@Example.com", Purposes: []string{"advertising"}})
-	if err != nil || reason != Included || !e.Valid() {
-		t.Fatalf("Classify = %v, %v, valid %v; want an eligible record", reason, err, e.Valid())
+	const data = "user_id,kind,value,purposes,opted_out\n" +
+		"u1,email,Alice@Example.com,advertising,false\n" +
+		"u1,phone,+14155550132,security,false\n" +
+		"u2,phone,+14155550133,advertising,true\n" +
+		"u3,phone,not a phone,advertising,false\n"
+	var got []Eligible
+	if _, err := Scan(context.Background(), strings.NewReader(data), "i.csv", Auto, p, func(e Eligible) error {
+		got = append(got, e)
+		return nil
+	}, nil); err != nil {
+		t.Fatal(err)
 	}
-	if got, want := e.Input(), ident.FromNormalized(ident.Email, "alice@example.com"); got != want {
-		t.Errorf("Input = %x, want %x", got, want)
+	if len(got) != 1 || !got[0].Valid() {
+		t.Fatalf("yielded %d identifiers, want one valid", len(got))
 	}
-	for _, r := range []Raw{
-		{Line: 2, UserID: "u1", Kind: "phone", Value: "+14155550132", Purposes: []string{"security"}},
-		{Line: 3, UserID: "u1", Kind: "phone", Value: "+14155550132", Purposes: []string{"advertising"}, OptedOut: "true"},
-		{Line: 4, UserID: "u1", Kind: "phone", Value: "not a phone", Purposes: []string{"advertising"}},
-	} {
-		if e, reason, _ := p.Classify(r); e.Valid() || e != (Eligible{}) {
-			t.Errorf("line %d: %v record gave a non-zero Eligible", r.Line, reason)
-		}
+	if in, want := got[0].Input(), ident.FromNormalized(ident.Email, "alice@example.com"); in != want {
+		t.Errorf("Input = %x, want %x", in, want)
+	}
+	if reason, err := p.Classify(Raw{Line: 1, UserID: "u1", Kind: "email", Value: "a@example.com", Purposes: []string{"advertising"}}); reason != Included || err != nil {
+		t.Errorf("Classify = %v, %v; want Included", reason, err)
 	}
 }
 
@@ -137,11 +143,12 @@ func f() { var e inventory.Eligible; e.in = in; e.valid = true; _ = e }`, false}
 	}
 }
 
-// TestOnlyClassifyMakesEligible reads the package's source and fails if any
-// exported function or method other than Policy.Classify returns an
-// Eligible, or if Eligible gains an exported field: either would be a way to
-// make one without the policy filter.
-func TestOnlyClassifyMakesEligible(t *testing.T) {
+// TestNoExportedFuncReturnsEligible reads the package's source and fails if
+// any exported function or method returns an Eligible, or if Eligible gains
+// an exported field: either would be a way to make one without the deny-wins
+// filter. Eligibles reach other packages only through the yield callback of
+// Run, Scan and Result.Yield, after every record has been read.
+func TestNoExportedFuncReturnsEligible(t *testing.T) {
 	for i := range reflect.TypeFor[Eligible]().NumField() {
 		if f := reflect.TypeFor[Eligible]().Field(i); f.IsExported() {
 			t.Errorf("Eligible has the exported field %s", f.Name)
@@ -173,10 +180,7 @@ func TestOnlyClassifyMakesEligible(t *testing.T) {
 				if !strings.Contains(types.ExprString(res.Type), "Eligible") {
 					continue
 				}
-				if recv == "*Policy" && fn.Name.Name == "Classify" {
-					continue
-				}
-				t.Errorf("%s: %s.%s returns %s: only Policy.Classify may make an Eligible",
+				t.Errorf("%s: %s.%s returns %s: only the deny-wins filter may make an Eligible",
 					fset.Position(fn.Pos()), recv, fn.Name.Name, types.ExprString(res.Type))
 			}
 		}

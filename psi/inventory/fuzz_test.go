@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"testing"
-	"testing/iotest"
 
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -40,9 +39,9 @@ func checkScan(t *testing.T, data []byte, name string) {
 	scan := func(r *bytes.Reader, oneByte bool) (Summary, map[ident.Input]bool, error) {
 		yielded := make(map[ident.Input]bool)
 		var invalid, last int64
-		var rd io.Reader = r
+		var rd io.ReadSeeker = r
 		if oneByte {
-			rd = iotest.OneByteReader(r)
+			rd = oneByteSeeker{r}
 		}
 		s, err := Scan(context.Background(), rd, name, Auto, p, func(e Eligible) error {
 			if !e.Valid() {
@@ -81,4 +80,14 @@ func checkScan(t *testing.T, data []byte, name string) {
 			t.Fatal("reading one byte at a time changed the eligible set")
 		}
 	}
+}
+
+// oneByteSeeker reads one byte at a time.
+type oneByteSeeker struct{ *bytes.Reader }
+
+func (o oneByteSeeker) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.Reader.Read(p)
 }

@@ -1,6 +1,10 @@
 package inventory
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 func mustPolicy(t testing.TB, c Config) *Policy {
 	t.Helper()
@@ -10,3 +14,7 @@ func mustPolicy(t testing.TB, c Config) *Policy {
 	}
 	return p
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func isChanged(err error) bool { return errors.Is(err, ErrChanged) }

@@ -128,7 +128,10 @@ func (p *Policy) eligibleSet() purposeSet {
 // Reason says why a record was excluded from the matchable set.
 type Reason uint8
 
-// The reasons, in the order Classify checks them.
+// The reasons. A record's own reasons are checked in this order: Invalid,
+// SecurityOnly, NoAdvertisingPurpose, OptedOut. A record that passes them is
+// then excluded by deny wins, in this order: UserOptedOut, ValueSecurityOnly,
+// ValueOptedOut, ValueInvalid.
 const (
 	// Included is the Reason of an eligible record: it was not excluded.
 	Included Reason = iota
@@ -139,8 +142,19 @@ const (
 	SecurityOnly
 	// NoAdvertisingPurpose: none of the record's purposes is eligible.
 	NoAdvertisingPurpose
-	// OptedOut: the user opted out of advertising.
+	// OptedOut: the record says its user opted out of advertising.
 	OptedOut
+	// UserOptedOut: the record's user has an opted-out record elsewhere.
+	UserOptedOut
+	// ValueSecurityOnly: a record of the same normalized value, of any
+	// user, is security-only.
+	ValueSecurityOnly
+	// ValueOptedOut: a record of the same normalized value, of any user, is
+	// opted out or belongs to a user who opted out.
+	ValueOptedOut
+	// ValueInvalid: a record of the same normalized value, of any user, is
+	// invalid in another field (its purposes or opt-out cannot be read).
+	ValueInvalid
 )
 
 // String returns the reason's name as used in summaries, such as
@@ -157,6 +171,14 @@ func (r Reason) String() string {
 		return "no_advertising_purpose"
 	case OptedOut:
 		return "opted_out"
+	case UserOptedOut:
+		return "user_opted_out_elsewhere"
+	case ValueSecurityOnly:
+		return "value_shared_with_security_only"
+	case ValueOptedOut:
+		return "value_shared_with_opted_out"
+	case ValueInvalid:
+		return "value_shared_with_invalid"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -186,49 +208,90 @@ type Raw struct {
 	Err error
 }
 
-// Classify applies the policy to one record. It returns an Eligible and
-// Included for an eligible record; otherwise the zero Eligible and the Reason
-// it was excluded for, with an error saying what is wrong when the Reason is
-// Invalid. The error names the field, never its value.
-func (p *Policy) Classify(r Raw) (Eligible, Reason, error) {
-	if r.Err != nil {
-		return Eligible{}, Invalid, r.Err
-	}
-	if strings.TrimSpace(r.UserID) == "" {
-		return Eligible{}, Invalid, errors.New("user_id: empty")
-	}
-	kind, err := ident.ParseKind(strings.ToLower(strings.TrimSpace(r.Kind)))
-	if err != nil {
-		return Eligible{}, Invalid, errors.New("kind: want email or phone")
-	}
-	purposes, err := parsePurposes(r.Purposes)
-	if err != nil {
-		return Eligible{}, Invalid, err
-	}
-	optedOut, err := parseOptedOut(r.OptedOut)
-	if err != nil {
-		return Eligible{}, Invalid, err
-	}
-	if strings.TrimSpace(r.Value) == "" {
-		return Eligible{}, Invalid, errors.New("value: empty")
-	}
-	if p.normalize == nil {
-		return Eligible{}, Invalid, errors.New("inventory: a Policy not made by NewPolicy has no normalizer")
-	}
-	norm, err := p.normalize(kind, r.Value, p.region)
-	if err != nil {
-		return Eligible{}, Invalid, &valueError{kind: kind, err: err}
-	}
+// Classify applies the policy to one record on its own: it returns Included
+// for a record that may be eligible, or the Reason it is excluded for, with an
+// error saying what is wrong when the Reason is Invalid. The error names the
+// field, never its value.
+//
+// Classify judges one record; whether its identifier becomes matchable is
+// decided by Run, which also applies deny wins across records (by value and
+// by user). So Classify returns no Eligible: only Run and Scan make those.
+func (p *Policy) Classify(r Raw) (Reason, error) {
+	c := p.classify(&r, nil, true)
+	return c.reason, c.err
+}
 
-	switch {
-	case purposes == security:
-		return Eligible{}, SecurityOnly, nil
-	case purposes&p.eligibleSet() == 0:
-		return Eligible{}, NoAdvertisingPurpose, nil
-	case optedOut:
-		return Eligible{}, OptedOut, nil
+// classified is one record after the policy: what the deny-wins passes need
+// of it, and nothing of its strings.
+type classified struct {
+	line   int64
+	reason Reason // the record's own reason: Included to OptedOut
+	err    error  // why, when reason is Invalid
+
+	in       ident.Input // the PRF input of the value, when hasValue
+	hasValue bool        // the value normalized (even if another field is invalid)
+	user     userKey     // the keyed hash of the user id, when hasUser
+	hasUser  bool
+	optedOut bool // opted_out reads true (even if another field is invalid)
+}
+
+// classify applies the policy to r. It hashes the user id with users (nil:
+// no user key). With full false it reads only the user and opted_out, for
+// the pass that collects the opted-out users.
+func (p *Policy) classify(r *Raw, users *userHasher, full bool) classified {
+	c := classified{line: r.Line, reason: Invalid}
+	if r.Err != nil {
+		c.err = r.Err
+		return c
 	}
-	return Eligible{in: ident.FromNormalized(kind, norm), valid: true}, Included, nil
+	uid := strings.TrimSpace(r.UserID)
+	optedOut, optErr := parseOptedOut(r.OptedOut)
+	c.optedOut = optErr == nil && optedOut
+	if uid != "" && users != nil && (full || c.optedOut) {
+		c.user, c.hasUser = users.key(uid), true
+	}
+	if !full {
+		return c
+	}
+	kind, kindErr := ident.ParseKind(strings.ToLower(strings.TrimSpace(r.Kind)))
+	var normErr error
+	if kindErr == nil {
+		switch {
+		case strings.TrimSpace(r.Value) == "":
+			normErr = errors.New("value: empty")
+		case p.normalize == nil:
+			normErr = errors.New("inventory: a Policy not made by NewPolicy has no normalizer")
+		default:
+			norm, err := p.normalize(kind, r.Value, p.region)
+			if err != nil {
+				normErr = &valueError{kind: kind, err: err}
+			} else {
+				c.in, c.hasValue = ident.FromNormalized(kind, norm), true
+			}
+		}
+	}
+	purposes, purposeErr := parsePurposes(r.Purposes)
+	switch {
+	case uid == "":
+		c.err = errors.New("user_id: empty")
+	case kindErr != nil:
+		c.err = errors.New("kind: want email or phone")
+	case purposeErr != nil:
+		c.err = purposeErr
+	case optErr != nil:
+		c.err = optErr
+	case normErr != nil:
+		c.err = normErr
+	case purposes == security:
+		c.reason = SecurityOnly
+	case purposes&p.eligibleSet() == 0:
+		c.reason = NoAdvertisingPurpose
+	case optedOut:
+		c.reason = OptedOut
+	default:
+		c.reason = Included
+	}
+	return c
 }
 
 // parsePurposes parses the purposes of a record. An empty set is allowed (the

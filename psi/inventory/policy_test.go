@@ -96,15 +96,12 @@ func TestClassifyReasonOrder(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Raw{Line: int64(i + 2), UserID: "u1", Kind: tc.kind, Value: tc.value, Purposes: []string{tc.purposes}, OptedOut: tc.optedOut}
-			e, got, err := p.Classify(r)
+			got, err := p.Classify(r)
 			if got != tc.want {
 				t.Fatalf("Classify = %v (%v), want %v", got, err, tc.want)
 			}
 			if (err != nil) != (got == Invalid) {
 				t.Errorf("Classify = %v with error %v", got, err)
-			}
-			if e.Valid() != (got == Included) {
-				t.Errorf("Classify = %v with a Valid Eligible: %v", got, e.Valid())
 			}
 		})
 	}
@@ -118,7 +115,7 @@ func TestSecurityMaskedEvenIfConfigured(t *testing.T) {
 	p.eligible |= security
 	for _, purposes := range []string{"security", "security;account"} {
 		r := Raw{Line: 1, UserID: "u1", Kind: "phone", Value: "+14155550132", Purposes: []string{purposes}}
-		if e, reason, _ := p.Classify(r); e.Valid() || reason == Included {
+		if reason, _ := p.Classify(r); reason == Included {
 			t.Errorf("purposes %q: a security identifier was made eligible", purposes)
 		}
 	}
@@ -129,7 +126,7 @@ func TestSecurityMaskedEvenIfConfigured(t *testing.T) {
 func TestZeroPolicyFailsClosed(t *testing.T) {
 	var p Policy
 	r := Raw{Line: 1, UserID: "u1", Kind: "email", Value: "alice@example.com", Purposes: []string{"advertising"}}
-	if e, reason, err := p.Classify(r); e.Valid() || reason != Invalid || err == nil {
+	if reason, err := p.Classify(r); reason != Invalid || err == nil {
 		t.Errorf("zero Policy: %v, %v; want Invalid with an error", reason, err)
 	}
 	if _, err := NewPolicy(Config{}); err == nil {
@@ -140,11 +137,11 @@ func TestZeroPolicyFailsClosed(t *testing.T) {
 func TestAccountEligibleWhenConfigured(t *testing.T) {
 	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, EligiblePurposes: []string{"advertising", "account"}})
 	r := Raw{Line: 1, UserID: "u1", Kind: "email", Value: "alice@example.com", Purposes: []string{"account"}}
-	if _, reason, err := p.Classify(r); reason != Included {
+	if reason, err := p.Classify(r); reason != Included {
 		t.Errorf("account with account eligible: %v, %v", reason, err)
 	}
 	r.Purposes = []string{"security"}
-	if _, reason, _ := p.Classify(r); reason != SecurityOnly {
+	if reason, _ := p.Classify(r); reason != SecurityOnly {
 		t.Errorf("security with account eligible: %v", reason)
 	}
 }
@@ -163,7 +160,7 @@ func TestErrorsHideValues(t *testing.T) {
 	}
 	for i, r := range secrets {
 		r.Line = int64(i + 2)
-		_, reason, err := p.Classify(r)
+		reason, err := p.Classify(r)
 		if reason != Invalid || err == nil {
 			t.Errorf("line %d: %v, want Invalid", r.Line, reason)
 			continue

@@ -24,8 +24,10 @@ type genRecord struct {
 	optedOut          string   // as written
 	jsonOptedOut      any      // the JSON form: a bool, a string or nil
 
-	canon  string // the normalized value, when the value is valid
-	reason Reason // what the policy must decide
+	canon      string // the normalized value, when the value is valid
+	valueValid bool   // kind and value are valid: canon is the value's normal form
+	opted      bool   // opted_out reads true
+	reason     Reason // what the policy must decide of the record on its own
 }
 
 // genInventory generates n records over a small pool of values, so that the
@@ -34,13 +36,17 @@ type genRecord struct {
 func genInventory(rng *rand.Rand, n int) []genRecord {
 	type value struct{ kind, canon string }
 	var pool []value
-	for i := range 150 {
-		pool = append(pool, value{"email", fmt.Sprintf("user%d@example%d.com", i, i%4)})
+	for i := range 500 {
+		if i%5 == 0 { // gmail: written with dots and +tags too
+			pool = append(pool, value{"email", fmt.Sprintf("user%d@gmail.com", i)})
+		} else {
+			pool = append(pool, value{"email", fmt.Sprintf("user%d@example%d.com", i, i%4)})
+		}
 		pool = append(pool, value{"phone", fmt.Sprintf("+1415555%04d", 100+i)})
 	}
-	userOptedOut := make([]bool, 30)
+	userOptedOut := make([]bool, 300)
 	for i := range userOptedOut {
-		userOptedOut[i] = rng.IntN(4) == 0
+		userOptedOut[i] = rng.IntN(5) == 0
 	}
 	recs := make([]genRecord, n)
 	for i := range recs {
@@ -84,7 +90,7 @@ func genInventory(rng *rand.Rand, n int) []genRecord {
 
 		// Opted out: mostly the user's setting, written in several ways.
 		opted := userOptedOut[u]
-		if rng.IntN(10) == 0 {
+		if rng.IntN(40) == 0 {
 			opted = !opted
 		}
 		switch {
@@ -112,6 +118,8 @@ func genInventory(rng *rand.Rand, n int) []genRecord {
 			r.value, invalid = map[string]string{"email": "user@nodot", "phone": "12"}[r.kind], true
 		}
 
+		r.valueValid = r.kind != "fax" && !(r.value == "user@nodot" || r.value == "12")
+		r.opted = opted && r.optedOut != "yes"
 		switch {
 		case invalid:
 			r.reason = Invalid
@@ -132,6 +140,10 @@ func genInventory(rng *rand.Rand, n int) []genRecord {
 // it (with the default region US).
 func writeValue(rng *rand.Rand, kind, canon string) string {
 	if kind == "email" {
+		if local, ok := strings.CutSuffix(canon, "@gmail.com"); ok && rng.IntN(2) == 0 {
+			// An alias: a dot inside the local part and a +tag.
+			return local[:2] + "." + local[2:] + "+2fa@GMAIL.com"
+		}
 		switch rng.IntN(4) {
 		case 0:
 			return strings.ToUpper(canon)
@@ -143,6 +155,9 @@ func writeValue(rng *rand.Rand, kind, canon string) string {
 		return canon
 	}
 	d := canon[2:] // ten digits
+	if rng.IntN(6) == 0 {
+		return fmt.Sprintf("+1 %s %s %s ext %d", d[:3], d[3:6], d[6:], rng.IntN(100))
+	}
 	switch rng.IntN(4) {
 	case 0:
 		return fmt.Sprintf("+1 (%s) %s-%s", d[:3], d[3:6], d[6:])
@@ -154,14 +169,51 @@ func writeValue(rng *rand.Rand, kind, canon string) string {
 	return canon
 }
 
-// expected returns the summary and the eligible set the policy must give,
-// computed from the generator's own decisions.
+// expected returns the summary and the eligible set the policy must give:
+// a naive, in-memory implementation of deny wins over the generator's own
+// decisions, written without the package's code.
 func expected(recs []genRecord) (Summary, map[ident.Input]bool) {
+	optedUsers := make(map[string]bool)
+	for _, r := range recs {
+		if r.opted {
+			optedUsers[r.user] = true
+		}
+	}
+	type deny struct{ sec, opt, inv bool }
+	denied := make(map[string]*deny) // by kind and normal form
+	for _, r := range recs {
+		if !r.valueValid {
+			continue
+		}
+		key := r.kind + " " + r.canon
+		d := denied[key]
+		if d == nil {
+			d = &deny{}
+			denied[key] = d
+		}
+		d.sec = d.sec || r.reason == SecurityOnly
+		d.opt = d.opt || r.opted || optedUsers[r.user]
+		d.inv = d.inv || r.reason == Invalid
+	}
 	var s Summary
 	set := make(map[ident.Input]bool)
 	for _, r := range recs {
 		s.Records++
-		switch r.reason {
+		reason := r.reason
+		if reason == Included {
+			d := denied[r.kind+" "+r.canon]
+			switch {
+			case optedUsers[r.user]:
+				reason = UserOptedOut
+			case d.sec:
+				reason = ValueSecurityOnly
+			case d.opt:
+				reason = ValueOptedOut
+			case d.inv:
+				reason = ValueInvalid
+			}
+		}
+		switch reason {
 		case Invalid:
 			s.Excluded.Invalid++
 		case SecurityOnly:
@@ -170,6 +222,14 @@ func expected(recs []genRecord) (Summary, map[ident.Input]bool) {
 			s.Excluded.NoAdvertisingPurpose++
 		case OptedOut:
 			s.Excluded.OptedOut++
+		case UserOptedOut:
+			s.Excluded.UserOptedOut++
+		case ValueSecurityOnly:
+			s.Excluded.ValueSecurityOnly++
+		case ValueOptedOut:
+			s.Excluded.ValueOptedOut++
+		case ValueInvalid:
+			s.Excluded.ValueInvalid++
 		case Included:
 			s.EligibleRecords++
 			k, _ := ident.ParseKind(r.kind)
@@ -251,7 +311,7 @@ func writeJSONL(rng *rand.Rand, recs []genRecord) []byte {
 
 // scanAll scans an inventory and returns its summary and what was yielded,
 // failing the test if a value is yielded twice.
-func scanAll(t *testing.T, r io.Reader, name string, p *Policy) (Summary, map[ident.Input]bool) {
+func scanAll(t *testing.T, r io.ReadSeeker, name string, p *Policy) (Summary, map[ident.Input]bool) {
 	t.Helper()
 	got := make(map[ident.Input]bool)
 	s, err := Scan(context.Background(), r, name, Auto, p, func(e Eligible) error {
@@ -268,10 +328,11 @@ func scanAll(t *testing.T, r io.Reader, name string, p *Policy) (Summary, map[id
 }
 
 // TestPolicyProperty checks over random inventories, in several orders and
-// in both formats, that the eligible set is exactly the values that some
-// valid, advertising-consented, not opted-out record holds: no record whose
-// purposes lack advertising and no opted-out record ever contributes unless
-// another record makes the same value eligible.
+// in both formats, that the summary and the eligible set are exactly what a
+// naive in-memory implementation of deny wins (expected) gives: values are
+// shared across users and written differently (case, spacing, phone
+// formats, gmail aliases, extensions), users opt out on some records only,
+// and some records are invalid.
 func TestPolicyProperty(t *testing.T) {
 	p := mustPolicy(t, Config{Normalizer: normalize.Rules{}, DefaultRegion: "US"})
 	for seed := uint64(1); seed <= 6; seed++ {
@@ -285,9 +346,12 @@ func TestPolicyProperty(t *testing.T) {
 			}
 		}
 		wantSum, wantSet := expected(recs)
-		if wantSum.Excluded.SecurityOnly == 0 || wantSum.Excluded.OptedOut == 0 || wantSum.Excluded.Invalid == 0 || wantSum.EligibleRecords == 0 {
+		if e := wantSum.Excluded; e.SecurityOnly == 0 || e.OptedOut == 0 || e.Invalid == 0 || wantSum.EligibleRecords == 0 ||
+			e.UserOptedOut == 0 || e.ValueSecurityOnly == 0 || e.ValueOptedOut == 0 || e.ValueInvalid == 0 {
 			t.Fatalf("seed %d: the generator missed a case: %+v", seed, wantSum)
 		}
+
+		t.Logf("seed %d: %+v", seed, wantSum)
 
 		// Values that only excluded records hold must never be yielded.
 		onlyExcluded := make(map[ident.Input]bool)
@@ -358,13 +422,32 @@ func TestShortReads(t *testing.T) {
 			{"DataErrReader", iotest.DataErrReader},
 		} {
 			t.Run(f.name+"/"+rd.name, func(t *testing.T) {
-				gotSum, gotSet := scanAll(t, rd.wrap(bytes.NewReader(f.data)), f.name, p)
+				gotSum, gotSet := scanAll(t, &rewinder{data: f.data, wrap: rd.wrap}, f.name, p)
 				if gotSum != wantSum || len(gotSet) != len(wantSet) {
 					t.Errorf("summary\n got %+v\nwant %+v", gotSum, wantSum)
 				}
 			})
 		}
 	}
+}
+
+// rewinder reads data through wrap, from its start after each Seek.
+type rewinder struct {
+	data []byte
+	wrap func(io.Reader) io.Reader
+	r    io.Reader
+}
+
+func (w *rewinder) Seek(int64, int) (int64, error) {
+	w.r = w.wrap(bytes.NewReader(w.data))
+	return 0, nil
+}
+
+func (w *rewinder) Read(p []byte) (int, error) {
+	if w.r == nil {
+		w.Seek(0, io.SeekStart)
+	}
+	return w.r.Read(p)
 }
 
 // TestSecurityPhonesNeverMatch is the end-to-end property at the level of PRF

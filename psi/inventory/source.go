@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -94,6 +95,9 @@ const maxRecordSize = 1 << 20
 // be a ";"-separated string or an array of strings, opted_out a boolean or
 // "true", "false" or "". Blank lines are skipped. A record longer than 1 MiB
 // is an error.
+//
+// When r is also an io.Seeker (a file), the Source is a Rewinder: Rewind
+// seeks back to where r was when NewSource was called.
 func NewSource(r io.Reader, name string, format Format) (Source, error) {
 	if format == Auto {
 		var err error
@@ -101,6 +105,19 @@ func NewSource(r io.Reader, name string, format Format) (Source, error) {
 			return nil, err
 		}
 	}
+	src, err := newSource(r, name, format)
+	if err != nil {
+		return nil, err
+	}
+	if rs, ok := r.(io.ReadSeeker); ok {
+		if off, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			return &seekSource{Source: src, r: rs, off: off, format: format}, nil
+		}
+	}
+	return src, nil
+}
+
+func newSource(r io.Reader, name string, format Format) (Source, error) {
 	switch format {
 	case CSV:
 		return newCSVSource(r, name), nil
@@ -108,4 +125,25 @@ func NewSource(r io.Reader, name string, format Format) (Source, error) {
 		return newJSONLSource(r, name), nil
 	}
 	return nil, fmt.Errorf("inventory: unknown format %v", format)
+}
+
+// seekSource is a file source that can be read again from its start.
+type seekSource struct {
+	Source
+	r      io.ReadSeeker
+	off    int64
+	format Format
+}
+
+// Rewind seeks back to the first record.
+func (s *seekSource) Rewind(context.Context) error {
+	if _, err := s.r.Seek(s.off, io.SeekStart); err != nil {
+		return fmt.Errorf("%s: reading it again: %w", s.Name(), err)
+	}
+	src, err := newSource(s.r, s.Name(), s.format)
+	if err != nil {
+		return err
+	}
+	s.Source = src
+	return nil
 }

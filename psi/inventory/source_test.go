@@ -222,7 +222,7 @@ func TestRunStops(t *testing.T) {
 	data := "user_id,kind,value,purposes,opted_out\nu1,email,a@example.com,advertising,false\nu2,email,b@example.com,advertising,false\n"
 	errStop := errors.New("stop")
 	s, err := Scan(context.Background(), strings.NewReader(data), "i.csv", Auto, p, func(Eligible) error { return errStop }, nil)
-	if err != errStop || s.Records != 1 {
+	if err != errStop || s.Records != 2 {
 		t.Errorf("yield error: %+v, %v", s, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -231,7 +231,7 @@ func TestRunStops(t *testing.T) {
 		t.Errorf("cancelled context: %v", err)
 	}
 	errRead := errors.New("disk on fire")
-	r := io.MultiReader(strings.NewReader(data), &errReader{errRead})
+	r := &failingSeeker{data: data, err: errRead}
 	if _, err := Scan(context.Background(), r, "i.csv", Auto, p, func(Eligible) error { return nil }, nil); !errors.Is(err, errRead) {
 		t.Errorf("read error: %v", err)
 	}
@@ -243,3 +243,23 @@ func TestRunStops(t *testing.T) {
 type errReader struct{ err error }
 
 func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// failingSeeker reads data, then fails with err, from its start after each
+// Seek.
+type failingSeeker struct {
+	data string
+	err  error
+	r    io.Reader
+}
+
+func (f *failingSeeker) Seek(offset int64, whence int) (int64, error) {
+	f.r = io.MultiReader(strings.NewReader(f.data), &errReader{f.err})
+	return 0, nil
+}
+
+func (f *failingSeeker) Read(p []byte) (int, error) {
+	if f.r == nil {
+		f.Seek(0, io.SeekStart)
+	}
+	return f.r.Read(p)
+}

@@ -23,6 +23,7 @@ var (
 	ErrPhoneTooShort      = errors.New("normalize: phone: too short")
 	ErrPhoneTooLong       = errors.New("normalize: phone: too long")
 	ErrPhoneLength        = errors.New("normalize: phone: not a possible length for its country")
+	ErrPhoneLocalOnly     = errors.New("normalize: phone: a local number without its area code (possible only for local dialling)")
 	ErrPhoneUnstable      = errors.New("normalize: phone: no stable E.164 form (national prefix after the country code)")
 )
 
@@ -33,8 +34,9 @@ var (
 // region is an error even when the number has a country code, so that a
 // misconfigured caller notices.
 //
-// Numbers are parsed with github.com/nyaruka/phonenumbers and accepted when
-// IsPossibleNumber accepts them. Letters are never turned into digits, so a
+// Numbers are parsed with github.com/nyaruka/phonenumbers and accepted only
+// when IsPossibleNumberWithReason says IS_POSSIBLE: a number possible only
+// for local dialling (IS_POSSIBLE_LOCAL_ONLY, no area code) is invalid. Letters are never turned into digits, so a
 // vanity number such as 1-800-FLOWERS is invalid; an extension written with
 // ext, x or # (and the forms phonenumbers knows without letters, such as ;123)
 // is accepted and dropped. The result is stable: normalizing it again, with
@@ -97,15 +99,20 @@ func parsePhone(number, region string) (string, int32, error) {
 		}
 		return "", 0, ErrPhoneNotNumber
 	}
-	if !phonenumbers.IsPossibleNumber(&n) {
-		switch phonenumbers.IsPossibleNumberWithReason(&n) {
-		case phonenumbers.INVALID_COUNTRY_CODE:
-			return "", 0, ErrPhoneCountryCode
-		case phonenumbers.TOO_SHORT:
-			return "", 0, ErrPhoneTooShort
-		case phonenumbers.TOO_LONG:
-			return "", 0, ErrPhoneTooLong
-		}
+	// Only IS_POSSIBLE: IS_POSSIBLE_LOCAL_ONLY (which IsPossibleNumber also
+	// accepts) is a number without its area code, such as 555-0100 in the
+	// US, and different people's local numbers would share its E.164 form.
+	switch phonenumbers.IsPossibleNumberWithReason(&n) {
+	case phonenumbers.IS_POSSIBLE:
+	case phonenumbers.IS_POSSIBLE_LOCAL_ONLY:
+		return "", 0, ErrPhoneLocalOnly
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return "", 0, ErrPhoneCountryCode
+	case phonenumbers.TOO_SHORT:
+		return "", 0, ErrPhoneTooShort
+	case phonenumbers.TOO_LONG:
+		return "", 0, ErrPhoneTooLong
+	default:
 		return "", 0, ErrPhoneLength
 	}
 	return phonenumbers.Format(&n, phonenumbers.E164), n.GetCountryCode(), nil

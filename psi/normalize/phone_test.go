@@ -37,6 +37,10 @@ func TestPhone(t *testing.T) {
 		// Rule 2: possible, not necessarily valid.
 		{"possible but unassigned range", "+1 555 555 0132", "", "+15555550132", nil},
 		{"too short", "+44 20", "", "", ErrPhoneTooShort},
+		{"US local only (no area code)", "555-0100", "US", "", ErrPhoneLocalOnly},
+		{"US local only with country code", "+1 555 0100", "", "", ErrPhoneLocalOnly},
+		{"GB local only", "7946 0018", "GB", "", ErrPhoneLocalOnly},
+		{"extension on a full number", "+1 415 555 0100 ext 12", "", "+14155550100", nil},
 		{"too long", "+1 415 555 0132 1234 5678", "", "", ErrPhoneTooLong},
 		{"empty", "", "GB", "", ErrPhoneEmpty},
 		{"spaces", "   ", "GB", "", ErrPhoneEmpty},

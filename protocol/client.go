@@ -80,6 +80,10 @@ type Report struct {
 	// RowMatches, in members mode, holds for each data row (0-based) the
 	// kinds that matched. Not part of the JSON report.
 	RowMatches [][]ident.Kind `json:"-"`
+
+	// In estimate mode, the estimate (protocol/estimate.go); Matched is
+	// then zero and left out of the JSON.
+	*EstimateReport
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -181,6 +185,9 @@ func (c *Client) Open(ctx context.Context, m psi.Mode, elements Counts) (*Sessio
 	if err != nil {
 		return nil, fmt.Errorf("%w: public key is not hex", ErrBadResponse)
 	}
+	if err := checkEstimateInfo(m, &info); err != nil {
+		return nil, err
+	}
 	return &Session{c: c, Info: info, Mode: m, Suite: suite, pk: pk}, nil
 }
 
@@ -204,7 +211,7 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	if err != nil {
 		return nil, err
 	}
-	if opt.RequireVerifiable && (!sess.Info.Verifiable || sess.Mode != psi.ModeMembers) {
+	if opt.RequireVerifiable && (!sess.Info.Verifiable || sess.Mode.Shuffled()) {
 		return nil, ErrNotVerifiable
 	}
 	info := &sess.Info
@@ -234,6 +241,11 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 			c.progress("match "+k.String(), int64(hi), int64(len(inputs)))
 		}
 		*found.At(k) = f
+	}
+	if sess.Mode == psi.ModeEstimate {
+		if err := estimateReport(rep, info, set); err != nil {
+			return nil, err
+		}
 	}
 	if sess.Mode == psi.ModeMembers {
 		rows := 0

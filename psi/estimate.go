@@ -48,9 +48,11 @@ const EstimateDecoy = 0.25
 const DefaultEstimateEpsilon = 1.0986122886681098 // ln 3
 
 // EstimateHeadroomBits is how many bits L has above log2(eligible/d) when it
-// is chosen: the eligible set may grow fourfold before kept values fill as
-// much of the space as the decoys do.
-const EstimateHeadroomBits = 2
+// is chosen: 2^L is 8 to 16 times the eligible count, so the set codes in
+// 0.9 to 1.7 bytes per eligible identifier, and the eligible set can grow
+// threefold or more before kept values fill as much of the space as the
+// decoys (which only costs precision: ε holds whatever the growth).
+const EstimateHeadroomBits = 1
 
 // Bounds of L for estimate sets.
 const (

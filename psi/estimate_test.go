@@ -43,11 +43,11 @@ func TestEstimateParams(t *testing.T) {
 			t.Errorf("ε %v accepted", eps)
 		}
 	}
-	// L: ceil(log2(n/d)) + 2.
+	// L: ceil(log2(n/d)) + 1.
 	for _, c := range []struct {
 		n    int
 		want uint
-	}{{0, 12}, {1000, 14}, {1024, 14}, {1025, 15}, {1 << 20, 24}, {1 << 40, 32}} {
+	}{{0, 12}, {1000, 13}, {1024, 13}, {1025, 14}, {1 << 20, 23}, {1 << 40, 32}} {
 		if got := EstimateBitsFor(c.n); got != c.want {
 			t.Errorf("EstimateBitsFor(%d) = %d, want %d", c.n, got, c.want)
 		}

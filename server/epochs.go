@@ -23,6 +23,7 @@ type epochState struct {
 	countDigest   string
 	membersDigest string
 	built         time.Time
+	est           *estimateEpoch // estimate mode's set (server/estimate.go)
 }
 
 // EpochID names the epoch that contains t for epochs of length rotate:
@@ -63,6 +64,9 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 			ps := &psi.PlatformSet{Suite: meta.Suite, Epoch: id, Size: meta.Size, Bits: meta.Bits, MaxClientRows: meta.MaxClientRows, Count: count, Members: members}
 			st, err := newEpochState(id, start, end, key, ps)
 			if err == nil {
+				st.est, err = s.loadEstimate(id, st.countDigest)
+			}
+			if err == nil {
 				s.log.Info("epoch set loaded from the data directory", "epoch", id, "size", ps.Size)
 				return st, nil
 			}
@@ -70,6 +74,10 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		}
 	}
 	t0 := time.Now()
+	eb, err := s.startEstimate()
+	if err != nil {
+		return nil, err
+	}
 	var sum inventory.Summary
 	var srcName string
 	ps, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
@@ -80,7 +88,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		defer closeSrc()
 		srcName = src.Name()
 		invalid := 0
-		sum, err = inventory.Run(ctx, src, s.cfg.Policy, yield, func(e *inventory.RecordError) {
+		sum, err = inventory.Run(ctx, src, s.cfg.Policy, func(e inventory.Eligible) error { eb.add(e); return yield(e) }, func(e *inventory.RecordError) {
 			if invalid++; invalid <= 20 {
 				s.log.Warn("invalid inventory record", "err", e.Error())
 			}
@@ -93,6 +101,10 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		s.audit(ev)
 		return nil, fmt.Errorf("building the set of epoch %s: %w", id, err)
 	}
+	est, err := eb.finish(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("building the estimate set of epoch %s: %w", id, err)
+	}
 	ev.SetSize = ps.Size
 	s.audit(ev)
 	s.log.Info("inventory read", "epoch", id, "reason", reason, "records", sum.Records, "eligible_identifiers", ps.Size,
@@ -103,7 +115,15 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 			return nil, fmt.Errorf("saving the set of epoch %s: %w", id, err)
 		}
 	}
-	return newEpochState(id, start, end, key, ps)
+	st, err := newEpochState(id, start, end, key, ps)
+	if err != nil {
+		return nil, err
+	}
+	st.est = est
+	if err := s.saveEstimate(id, st.countDigest, est); err != nil {
+		return nil, fmt.Errorf("saving the estimate set of epoch %s: %w", id, err)
+	}
+	return st, nil
 }
 
 func newEpochState(id string, start, end time.Time, key *psi.Key, ps *psi.PlatformSet) (*epochState, error) {
@@ -124,6 +144,9 @@ func newEpochState(id string, start, end time.Time, key *psi.Key, ps *psi.Platfo
 
 // setFor returns the coded set and its digest for a mode.
 func (e *epochState) setFor(mode psi.Mode) ([]byte, string) {
+	if mode == psi.ModeEstimate {
+		return e.est.set.Coded, e.est.digest
+	}
 	if mode == psi.ModeMembers {
 		return e.set.Members, e.membersDigest
 	}

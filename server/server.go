@@ -53,6 +53,8 @@ type Config struct {
 	Progress func(n int)
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// Estimate configures estimate mode (server/estimate.go).
+	Estimate EstimateConfig
 }
 
 // Server is the platform's side of psimatch. Its Handler serves the v1 API;
@@ -74,6 +76,8 @@ type Server struct {
 
 	badAuth *limiter
 	auditMu sync.Mutex
+
+	est estimateRuntime // estimate mode's long-lived key (server/estimate.go)
 }
 
 type session struct {
@@ -341,7 +345,7 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		return e
 	}
 	if modeErr != nil {
-		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q or %q", psi.ModeCount, psi.ModeMembers))
+		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q, %q or %q", psi.ModeEstimate, psi.ModeCount, psi.ModeMembers))
 	}
 	if !a.Allows(mode) {
 		return refuse(errorf(http.StatusForbidden, "mode_not_allowed", "mode %s is not allowed for advertiser %s (allowed: %s)", mode, a.Name, modeList(a.Modes)))
@@ -381,8 +385,11 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	enc, digest := st.setFor(mode)
 	resp := protocol.SessionResponse{
 		ID: id, Mode: mode.String(), Epoch: st.id, Suite: s.cfg.Suite.Name(), Verifiable: s.cfg.Suite.Verifiable(),
-		PublicKey: hex.EncodeToString(st.key.PublicKey()), SetSize: st.set.Size, SetBits: st.set.Bits,
+		PublicKey: hex.EncodeToString(st.keyFor(mode).PublicKey()), SetSize: st.set.Size, SetBits: st.set.Bits,
 		SetDigest: digest, SetBytes: len(enc), MaxBatch: s.cfg.MaxBatch, ProofChunk: psi.ProofChunk, Expires: sess.expires,
+	}
+	if mode == psi.ModeEstimate {
+		announceEstimate(&resp, st.est)
 	}
 	w.Header().Set("Content-Type", protocol.ContentJSON)
 	w.WriteHeader(http.StatusCreated)
@@ -476,7 +483,7 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers
 	if n > left {
 		return refuse(errorf(http.StatusBadRequest, "over_declared", "the session declared %d %s identifiers; %d are left and this batch has %d", sess.declared.Get(kind), kind, left, n))
 	}
-	res, err := sess.epoch.key.Evaluate(body, sess.mode, s.cfg.MaxBatch)
+	res, err := sess.epoch.keyFor(sess.mode).Evaluate(body, sess.mode, s.cfg.MaxBatch)
 	if err != nil {
 		s.mu.Lock()
 		*sess.evaluated.At(kind) -= n

@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/psimatch/psimatch/internal/store"
+	"github.com/psimatch/psimatch/protocol"
+	"github.com/psimatch/psimatch/psi"
+	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/setcodec"
+)
+
+// TestEstimateEndToEnd runs an estimate-mode match through the real server
+// and client: the report holds an estimate near the exact overlap (count
+// mode's), no per-identifier result, and hit counts equal to what the
+// platform's own evaluation of the same identifiers under the estimate key
+// gives, so the members flow yields exactly the positions the set is built
+// from.
+func TestEstimateEndToEnd(t *testing.T) {
+	for _, verifiable := range []bool{false, true} {
+		f := newFixture(t, verifiable)
+		f.addHostile("estimator", psi.ModeEstimate, psi.ModeCount)
+		ctx := context.Background()
+		c := f.client("estimator")
+		exact, err := c.Match(ctx, f.list, protocol.MatchOptions{Mode: psi.ModeCount})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := c.Match(ctx, f.list, protocol.MatchOptions{Mode: psi.ModeEstimate, RequireVerifiable: verifiable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := rep.EstimateReport
+		if e == nil || rep.Mode != psi.ModeEstimate || rep.RowMatches != nil || rep.MatchedRows != nil || rep.Matched != (protocol.Counts{}) {
+			t.Fatalf("estimate report: %+v", rep)
+		}
+		truth := float64(exact.Matched.Email + exact.Matched.Phone)
+		t.Logf("verifiable %v: exact overlap %v; estimate %.1f ± %.1f, 95%% [%.1f, %.1f]; ε %.4f, p %.4f, set %d bytes for %d eligible (%.2f bytes each)",
+			verifiable, truth, e.EstimatedMatched.Total, e.StandardError.Total, e.Interval95.Total[0], e.Interval95.Total[1],
+			e.Epsilon, e.P, rep.SetBytes, f.truth.Eligible, float64(rep.SetBytes)/float64(f.truth.Eligible))
+		if math.Abs(e.EstimatedMatched.Total-truth) > 5*e.StandardError.Total {
+			t.Errorf("estimate %.1f is more than 5 standard errors (%.1f) from %v", e.EstimatedMatched.Total, e.StandardError.Total, truth)
+		}
+		if e.Epsilon > psi.DefaultEstimateEpsilon+1e-9 || e.D != psi.EstimateDecoy {
+			t.Errorf("announced ε %v, d %v", e.Epsilon, e.D)
+		}
+		if per := float64(rep.SetBytes) / float64(f.truth.Eligible); per > 2 {
+			t.Errorf("%.2f set bytes per eligible identifier, want at most 2", per)
+		}
+		// The report's JSON has the estimate and no matched counts.
+		raw, _ := json.Marshal(rep)
+		var m map[string]any
+		json.Unmarshal(raw, &m)
+		for _, k := range []string{"estimated_matched", "standard_error", "interval95", "epsilon", "set_bytes", "sent", "rows", "invalid"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("report JSON lacks %s", k)
+			}
+		}
+		if _, ok := m["matched"]; ok {
+			t.Error("estimate report JSON has matched")
+		}
+		// The platform's direct evaluation gives the same hits.
+		st := f.srv.current.Load()
+		bm := bitmapOf(t, st.est.set.Coded)
+		for _, k := range ident.Kinds {
+			hits := 0
+			for _, in := range f.list.Inputs.Get(k) {
+				if setcodec.BitmapHas(bm, st.est.key.Position(in)) {
+					hits++
+				}
+			}
+			if hits != e.Hits.Get(k) {
+				t.Errorf("%s: the client counted %d hits, the platform's own evaluation %d", k, e.Hits.Get(k), hits)
+			}
+		}
+	}
+}
+
+func bitmapOf(t *testing.T, coded []byte) []uint64 {
+	t.Helper()
+	s, err := setcodec.Open(coded, 1<<32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bm, err := s.Bitmap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bm
+}
+
+// askBits plays a deviating advertiser: it opens an estimate session and
+// learns, through the members flow's per-element blinds, the bit of each
+// target.
+func askBits(t *testing.T, f *fixture, targets []ident.Input) ([]bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	sess, err := f.client("estimator").Open(ctx, psi.ModeEstimate, protocol.Counts{Email: len(targets)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _, err := sess.Set(ctx, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bits []bool
+	for lo := 0; lo < len(targets); lo += sess.Info.MaxBatch {
+		got, err := sess.Batch(ctx, set, ident.Email, targets[lo:min(len(targets), lo+sess.Info.MaxBatch)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bits = append(bits, got...)
+	}
+	return bits, sess.Info.Epoch
+}
+
+// TestEstimateBitsArePermanent asks the same 1,000 targets in five
+// sessions: before and after a reload, after a restart (from the data
+// directory, without reading the inventory), after an epoch rotation, and
+// after a restart that lost the estimate state and rebuilt it from the
+// inventory. Every session returns the same 1,000 bits.
+func TestEstimateBitsArePermanent(t *testing.T) {
+	f := newFixture(t, false)
+	f.addHostile("estimator", psi.ModeEstimate)
+	ctx := context.Background()
+	// Half the list's emails (some eligible) and made-up ones, 1,000 in all.
+	targets := slices.Clone(f.list.Inputs.Email[:min(500, len(f.list.Inputs.Email))])
+	for i := 0; len(targets) < 1000; i++ {
+		targets = append(targets, ident.FromNormalized(ident.Email, "stranger"+string(rune('a'+i%26))+time.Duration(i).String()+"@example.net"))
+	}
+	first, epoch0 := askBits(t, f, targets)
+	same := func(step string) {
+		t.Helper()
+		got, epoch := askBits(t, f, targets)
+		if !slices.Equal(got, first) {
+			n := 0
+			for i := range got {
+				if got[i] != first[i] {
+					n++
+				}
+			}
+			t.Fatalf("%s (epoch %s): %d of %d bits differ", step, epoch, n, len(got))
+		}
+	}
+	if err := f.srv.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	same("after a reload")
+
+	restart := func() {
+		f.close()
+		var err error
+		if f.store, err = store.Open(filepath.Join(f.dir, "data")); err != nil {
+			t.Fatal(err)
+		}
+		f.cfg.Dir, f.cfg.Audit = f.store, nil
+		f.start()
+	}
+	os.Rename(f.invPath, f.invPath+".gone") // a restart must not need the inventory
+	restart()
+	same("after a restart")
+	os.Rename(f.invPath+".gone", f.invPath)
+
+	f.advance(time.Hour)
+	if err := f.srv.rebuild(ctx, "rotation"); err != nil {
+		t.Fatal(err)
+	}
+	if f.srv.Epoch() == epoch0 {
+		t.Fatal("no rotation")
+	}
+	same("after an epoch rotation")
+
+	os.Remove(filepath.Join(f.dir, "data", "estimate", "state"))
+	restart()
+	if ev := f.srv.current.Load().est.set; ev.Evaluated != ev.Kept {
+		t.Fatalf("a restart without the estimate state evaluated %d of %d kept values", ev.Evaluated, ev.Kept)
+	}
+	same("after a restart that rebuilt the estimate set")
+}
+
+// TestEstimateReloadEvaluatesOnlyNew: a reload takes the kept values'
+// positions from the previous build; a pinned L other than the stored one
+// is a new key.
+func TestEstimateReloadEvaluatesOnlyNew(t *testing.T) {
+	f := newFixture(t, false)
+	first := f.srv.current.Load().est
+	if first.set.Evaluated != first.set.Kept || first.set.Kept == 0 {
+		t.Fatalf("first build: evaluated %d of %d kept", first.set.Evaluated, first.set.Kept)
+	}
+	if err := f.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again := f.srv.current.Load().est
+	if again.set.Evaluated != 0 || again.digest != first.digest {
+		t.Fatalf("reload: evaluated %d, digest changed %v", again.set.Evaluated, again.digest != first.digest)
+	}
+	// The session announces the parameters; L stays as stored.
+	h := newHardened(t, f)
+	f.addHostile("estimator", psi.ModeEstimate)
+	resp := h.open(t, f.tokens["estimator"], psi.ModeEstimate, 10, 0)
+	if resp.Estimate == nil || resp.Estimate.Bits != first.set.Params.Bits || resp.SetBits != resp.Estimate.Bits ||
+		uint64(resp.SetSize) != first.set.Ones || resp.Estimate.Key != first.set.Params.Label() {
+		t.Fatalf("session announces %+v (set bits %d, size %d)", resp.Estimate, resp.SetBits, resp.SetSize)
+	}
+	if resp.PublicKey == "" || resp.SetDigest != first.digest {
+		t.Fatalf("public key %q, digest %s", resp.PublicKey, resp.SetDigest)
+	}
+}

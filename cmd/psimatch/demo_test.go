@@ -94,3 +94,36 @@ func TestDemoAndPieces(t *testing.T) {
 		t.Fatal("a report was left after a failure")
 	}
 }
+
+// TestDemoEstimate: the default demo runs estimate mode and sets its answer
+// beside the planted overlap; the report has an estimate, no matched count,
+// and --matches is refused in estimate mode.
+func TestDemoEstimate(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	out, errOut, code := runBin(t, bin, nil, "demo", "--platform", "3000", "--advertiser", "800", "--keep", dir, "--quiet")
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"psimatch estimate match", "about ", "(95%: ", "planted", "estimate mode's answer", "ε = 1.099"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["mode"] != "estimate" || m["estimated_matched"] == nil || m["interval95"] == nil || m["matched"] != nil || m["matched_rows"] != nil {
+		t.Fatalf("report.json: %s", raw)
+	}
+	_, errOut, code = runBin(t, bin, []string{"PSIMATCH_TOKEN=x"}, "match", "--input", filepath.Join(dir, "customers.csv"),
+		"--server", "https://127.0.0.1:1", "--matches", filepath.Join(dir, "m.csv"))
+	if code != exitUsage || !strings.Contains(errOut, "estimate mode never says which rows matched") {
+		t.Fatalf("--matches in estimate mode: exit %d\n%s", code, errOut)
+	}
+}

@@ -143,7 +143,7 @@ func TestMatchHostileServer(t *testing.T) {
 	raw, _ := os.ReadFile(servers[false].certFile)
 	os.WriteFile(ca, raw, 0o600)
 	report := filepath.Join(dir, "ok.json")
-	if _, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", servers[false].url, "--ca-cert", ca,
+	if _, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", servers[false].url, "--ca-cert", ca, "--mode", "count",
 		"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", t.TempDir(), "--quiet"); code != 0 {
 		t.Fatalf("honest server: exit %d\n%s", code, errOut)
 	}

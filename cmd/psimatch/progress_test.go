@@ -40,7 +40,7 @@ func runInPTY(t *testing.T, bin string, args ...string) string {
 // standard error is not a terminal, it draws none.
 func TestProgressBarsOnlyOnATerminal(t *testing.T) {
 	bin := buildBinary(t)
-	args := []string{"demo", "--platform", "8000", "--advertiser", "3000"}
+	args := []string{"demo", "--platform", "8000", "--advertiser", "3000", "--mode", "count"}
 	tty := runInPTY(t, bin, args...)
 	if !strings.Contains(tty, "\r") || !strings.Contains(tty, "precompute platform set") {
 		t.Fatalf("no progress bar on a terminal:\n%q", tty)

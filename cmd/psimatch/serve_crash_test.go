@@ -320,7 +320,7 @@ func TestServeCrash(t *testing.T) {
 		}
 		// A correct match through the binary finds the planted overlap.
 		report := filepath.Join(dir, "report.json")
-		out, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", p.url, "--ca-cert", p.cert,
+		out, errOut, code := runBin(t, bin, []string{"PSIMATCH_TOKEN=" + token}, "match", "--server", p.url, "--ca-cert", p.cert, "--mode", "count",
 			"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", filepath.Join(dir, "cache"), "--quiet")
 		if code != 0 {
 			t.Fatalf("match after the crashes: %d\n%s\n%s", code, out, errOut)

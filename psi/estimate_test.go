@@ -3,6 +3,8 @@ package psi
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudflare/circl/oprf"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -404,6 +407,91 @@ func TestEstimateExcludedLikeUnknown(t *testing.T) {
 		t.Logf("%s: hit rate %.4f, set density %.4f", f, r, D)
 		if math.Abs(r-D) > 4*sd {
 			t.Errorf("%s: hit rate %.4f, want the density %.4f ± %.4f", f, r, D, 4*sd)
+		}
+	}
+}
+
+// TestEstimateMatchesSpec re-derives estimate mode from the text of
+// protocol/README.md ("Estimate mode") with the standard library and circl
+// alone, as a client or auditor in another language would, and checks the
+// keep decisions, the decoy bitmap and the positions against this package.
+func TestEstimateMatchesSpec(t *testing.T) {
+	suite, _ := SuiteByName("ristretto255", false)
+	seed := bytes.Repeat([]byte{0x42}, SeedSize)
+	pr, _ := NewEstimateParams(DefaultEstimateEpsilon, 3000, 0, 1)
+	k, err := DeriveEstimateKey(suite, seed, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := fmt.Sprintf("v1 version=1 L=%d p=%d/2^20 d=1/4", pr.Bits, int64(pr.P*(1<<20)))
+	if pr.Label() != label {
+		t.Fatalf("label %q, the spec gives %q", pr.Label(), label)
+	}
+	mac := func(key []byte, msg []byte) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write(msg)
+		return m.Sum(nil)
+	}
+	// Keep: first 8 bytes of HMAC(keep key, x) below p·2^64.
+	keepKey := mac(seed, []byte("psimatch estimate keep "+label))
+	threshold := uint64(pr.P * (1 << 20)) << 44
+	kept := 0
+	for i := range 2000 {
+		x := emailInput(fmt.Sprintf("spec%d@example.com", i))
+		want := binary.BigEndian.Uint64(mac(keepKey, x[:])[:8]) < threshold
+		if k.Keep(x) != want {
+			t.Fatalf("keep decision %d differs from the spec", i)
+		}
+		if want {
+			kept++
+		}
+	}
+	if kept < 1200 || kept > 1470 {
+		t.Errorf("%d of 2000 kept, want about 2/3", kept)
+	}
+	// Decoys: AES-256-CTR from a zero counter block, word i = w_2i AND w_2i+1.
+	block, _ := aes.NewCipher(mac(seed, []byte("psimatch estimate decoys "+label)))
+	var ctr, ks [16]byte
+	bm := k.Decoys()
+	for i := range bm {
+		block.Encrypt(ks[:], ctr[:])
+		for j := 15; j >= 0; j-- { // increment the 128-bit big-endian counter
+			if ctr[j]++; ctr[j] != 0 {
+				break
+			}
+		}
+		if want := binary.BigEndian.Uint64(ks[:8]) & binary.BigEndian.Uint64(ks[8:]); bm[i] != want {
+			t.Fatalf("decoy word %d differs from the spec", i)
+		}
+	}
+	// Position: first L bits of the RFC 9497 output under
+	// DeriveKeyPair(seed, "psimatch estimate key " || label), through
+	// circl's own client and server.
+	sk, err := oprf.DeriveKey(oprf.SuiteRistretto255, oprf.BaseMode, seed, []byte("psimatch estimate key "+label))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := oprf.NewClient(oprf.SuiteRistretto255), oprf.NewServer(oprf.SuiteRistretto255, sk)
+	var inputs [][]byte
+	for i := range 20 {
+		x := emailInput(fmt.Sprintf("spec%d@example.com", i))
+		inputs = append(inputs, x[:])
+	}
+	fin, req, err := client.Blind(inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := server.Evaluate(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := client.Finalize(fin, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, out := range outs {
+		if got, want := k.Position(ident.Input(inputs[i])), binary.BigEndian.Uint64(out[:8])>>(64-pr.Bits); got != want {
+			t.Fatalf("position %d: %d, the spec gives %d", i, got, want)
 		}
 	}
 }

@@ -495,3 +495,34 @@ func TestEstimateMatchesSpec(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEstimateCache: the cache file's decoder never panics, and whatever it
+// accepts encodes back to the same bytes.
+func FuzzEstimateCache(f *testing.F) {
+	suite, _ := SuiteByName("ristretto255", false)
+	pr, _ := NewEstimateParams(DefaultEstimateEpsilon, 100, 0, 1)
+	k, err := DeriveEstimateKey(suite, bytes.Repeat([]byte{3}, SeedSize), pr)
+	if err != nil {
+		f.Fatal(err)
+	}
+	simulated(k, 1)
+	emails := make([]string, 50)
+	for i := range emails {
+		emails[i] = fmt.Sprintf("fuzz%d@example.com", i)
+	}
+	es, _ := buildEstimate(f, k, eligibleEmails(f, emails), nil)
+	good, _ := es.Cache.MarshalBinary()
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add(good[:len(good)-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := k.UnmarshalEstimateCache(b)
+		if err != nil {
+			return
+		}
+		again, _ := c.MarshalBinary()
+		if !bytes.Equal(again, b) {
+			t.Fatal("decode then encode changed the cache")
+		}
+	})
+}

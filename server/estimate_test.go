@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/ident"
+	"github.com/psimatch/psimatch/psi/normalize"
 	"github.com/psimatch/psimatch/psi/setcodec"
 )
 
@@ -26,6 +30,7 @@ import (
 func TestEstimateEndToEnd(t *testing.T) {
 	for _, verifiable := range []bool{false, true} {
 		f := newFixture(t, verifiable)
+		withSeed(f, 0x61)
 		f.addHostile("estimator", psi.ModeEstimate, psi.ModeCount)
 		ctx := context.Background()
 		c := f.client("estimator")
@@ -83,6 +88,15 @@ func TestEstimateEndToEnd(t *testing.T) {
 	}
 }
 
+// withSeed restarts f's server with a fixed master seed and no data
+// directory, so that a statistical test sees the same set on every run.
+func withSeed(f *fixture, b byte) {
+	f.close()
+	f.cfg.Seed = bytes.Repeat([]byte{b}, psi.SeedSize)
+	f.cfg.Dir, f.cfg.Audit = nil, nil
+	f.start()
+}
+
 func bitmapOf(t *testing.T, coded []byte) []uint64 {
 	t.Helper()
 	s, err := setcodec.Open(coded, 1<<32)
@@ -102,7 +116,10 @@ func bitmapOf(t *testing.T, coded []byte) []uint64 {
 func askBits(t *testing.T, f *fixture, targets []ident.Input) ([]bool, string) {
 	t.Helper()
 	ctx := context.Background()
-	sess, err := f.client("estimator").Open(ctx, psi.ModeEstimate, protocol.Counts{Email: len(targets)})
+	kind := targets[0].Kind()
+	var declared protocol.Counts
+	*declared.At(kind) = len(targets)
+	sess, err := f.client("estimator").Open(ctx, psi.ModeEstimate, declared)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +129,7 @@ func askBits(t *testing.T, f *fixture, targets []ident.Input) ([]bool, string) {
 	}
 	var bits []bool
 	for lo := 0; lo < len(targets); lo += sess.Info.MaxBatch {
-		got, err := sess.Batch(ctx, set, ident.Email, targets[lo:min(len(targets), lo+sess.Info.MaxBatch)])
+		got, err := sess.Batch(ctx, set, kind, targets[lo:min(len(targets), lo+sess.Info.MaxBatch)])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,5 +228,103 @@ func TestEstimateReloadEvaluatesOnlyNew(t *testing.T) {
 	}
 	if resp.PublicKey == "" || resp.SetDigest != first.digest {
 		t.Fatalf("public key %q, digest %s", resp.PublicKey, resp.SetDigest)
+	}
+}
+
+// TestEstimateAttackerEndToEnd plays a deviating advertiser against the real
+// server: it reads the inventory file (as if it knew it), asks, with
+// per-element blinds, the bits of eligible, security-only, opted-out and
+// never-seen identifiers, and compares the rates: the eligible ones hit at
+// p + (1-p)·D, every other class at D, and the observed likelihood ratios
+// stay within e^ε up to three standard errors.
+func TestEstimateAttackerEndToEnd(t *testing.T) {
+	f := newFixture(t, false)
+	withSeed(f, 0x16)
+	f.addHostile("estimator", psi.ModeEstimate)
+	raw, err := os.ReadFile(f.invPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Classes by record; a value held under several records is left out.
+	classes := map[string][]ident.Input{}
+	seen := map[ident.Input]int{}
+	type rec struct {
+		class string
+		in    ident.Input
+	}
+	var recs []rec
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n")[1:] {
+		c := strings.Split(line, ",")
+		kind, err := ident.ParseKind(c[1])
+		if err != nil {
+			continue
+		}
+		v, err := normalize.Value(kind, c[2], "")
+		if err != nil {
+			continue
+		}
+		class := "eligible"
+		switch {
+		case c[4] == "true":
+			class = "opted-out"
+		case c[3] == "security":
+			class = "security-only"
+		case !strings.Contains(c[3], "advertising"):
+			continue
+		}
+		in := ident.FromNormalized(kind, v)
+		seen[in]++
+		recs = append(recs, rec{class + " " + kind.String(), in})
+	}
+	for _, r := range recs {
+		if seen[r.in] == 1 && len(classes[r.class]) < 600 {
+			classes[r.class] = append(classes[r.class], r.in)
+		}
+	}
+	for i := range 600 {
+		classes["never-seen email"] = append(classes["never-seen email"], ident.FromNormalized(ident.Email, "nobody"+strconv.Itoa(i)+"@example.net"))
+		classes["never-seen phone"] = append(classes["never-seen phone"], ident.FromNormalized(ident.Phone, "+4420794"+strconv.Itoa(10000+i)))
+	}
+	for _, c := range []string{"eligible email", "eligible phone", "security-only phone", "opted-out email", "opted-out phone"} {
+		if len(classes[c]) < 100 {
+			t.Fatalf("only %d %s targets in the inventory", len(classes[c]), c)
+		}
+	}
+	rate := map[string]float64{}
+	for class, targets := range classes {
+		bits, _ := askBits(t, f, targets)
+		hits := 0
+		for _, b := range bits {
+			if b {
+				hits++
+			}
+		}
+		rate[class] = float64(hits) / float64(len(bits))
+	}
+	es := f.srv.current.Load().est.set
+	D, p, eps := es.Density(), es.Params.P, es.Params.Epsilon()
+	q := p + (1-p)*D
+	for class, r := range rate {
+		want := D
+		if strings.HasPrefix(class, "eligible") {
+			want = q
+		}
+		n := float64(len(classes[class]))
+		t.Logf("%-19s %4.0f targets: hit rate %.3f (construction: %.3f)", class, n, r, want)
+		if math.Abs(r-want) > 4*math.Sqrt(want*(1-want)/n) {
+			t.Errorf("%s: hit rate %.3f, the construction says %.3f", class, r, want)
+		}
+	}
+	// The attacker's best case: all its eligible against all its never-seen targets.
+	nEl := float64(len(classes["eligible email"]) + len(classes["eligible phone"]))
+	rEl := (rate["eligible email"]*float64(len(classes["eligible email"])) + rate["eligible phone"]*float64(len(classes["eligible phone"]))) / nEl
+	rNon := (rate["never-seen email"] + rate["never-seen phone"]) / 2
+	n := min(nEl, 1200)
+	hitLR, missLR := math.Log(rEl/rNon), math.Log((1-rNon)/(1-rEl))
+	hitSE := math.Sqrt((1-rEl)/(n*rEl) + (1-rNon)/(n*rNon))
+	missSE := math.Sqrt(rEl/(n*(1-rEl)) + rNon/(n*(1-rNon)))
+	t.Logf("ln LR of a hit %.3f ± %.3f, of a miss %.3f ± %.3f; ε %.4f", hitLR, hitSE, missLR, missSE, eps)
+	if hitLR > eps+3*hitSE || missLR > eps+3*missSE {
+		t.Errorf("a likelihood ratio exceeds e^ε beyond sampling error")
 	}
 }

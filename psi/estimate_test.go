@@ -434,7 +434,7 @@ func TestEstimateMatchesSpec(t *testing.T) {
 	}
 	// Keep: first 8 bytes of HMAC(keep key, x) below p·2^64.
 	keepKey := mac(seed, []byte("psimatch estimate keep "+label))
-	threshold := uint64(pr.P * (1 << 20)) << 44
+	threshold := uint64(pr.P*(1<<20)) << 44
 	kept := 0
 	for i := range 2000 {
 		x := emailInput(fmt.Sprintf("spec%d@example.com", i))

@@ -71,6 +71,11 @@ func TestEstimateEndToEnd(t *testing.T) {
 		if _, ok := m["matched"]; ok {
 			t.Error("estimate report JSON has matched")
 		}
+		// A second session in the epoch takes the set from the client's cache.
+		again, err := c.Match(ctx, f.list, protocol.MatchOptions{Mode: psi.ModeEstimate})
+		if err != nil || !again.SetFromCache || again.EstimateReport.Hits != e.Hits {
+			t.Fatalf("second session: cache %v, err %v", again != nil && again.SetFromCache, err)
+		}
 		// The platform's direct evaluation gives the same hits.
 		st := f.srv.current.Load()
 		bm := bitmapOf(t, st.est.set.Coded)

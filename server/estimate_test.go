@@ -234,6 +234,20 @@ func TestEstimateReloadEvaluatesOnlyNew(t *testing.T) {
 	if resp.PublicKey == "" || resp.SetDigest != first.digest {
 		t.Fatalf("public key %q, digest %s", resp.PublicKey, resp.SetDigest)
 	}
+	// A restart with another L pinned is a re-key: new label, every kept
+	// value evaluated again, another set.
+	f.close()
+	var err error
+	if f.store, err = store.Open(filepath.Join(f.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.Dir, f.cfg.Audit = f.store, nil
+	f.cfg.Estimate.Bits = first.set.Params.Bits + 1
+	f.start()
+	rekeyed := f.srv.current.Load().est
+	if rekeyed.set.Params.Label() == first.set.Params.Label() || rekeyed.set.Evaluated != rekeyed.set.Kept || rekeyed.digest == first.digest {
+		t.Fatalf("re-key: label %q, evaluated %d of %d", rekeyed.set.Params.Label(), rekeyed.set.Evaluated, rekeyed.set.Kept)
+	}
 }
 
 // TestEstimateAttackerEndToEnd plays a deviating advertiser against the real

@@ -23,15 +23,16 @@ import (
 // Estimate mode's deniable set (see protocol/README.md, "Estimate mode", for
 // the byte-level specification):
 //
-//   - A long-lived estimate key, derived from the master seed and the
-//     parameters' label, never from an epoch or a set generation.
+//   - A long-lived estimate key, derived from the estimate root (itself
+//     derived from the master seed) and the parameters' label, never from an
+//     epoch or a set generation.
 //   - Each eligible value is kept with probability p, decided once by a PRF
-//     of the seed (HMAC-SHA256), so every build, reload, epoch, restart and
+//     keyed from the root (HMAC-SHA256), so every build, reload, epoch, restart and
 //     replica decides the same.
 //   - The set is a bitmap of 2^L bits: the first L bits of each kept value's
 //     RFC 9497 output under the estimate key, OR a decoy bitmap in which each
 //     bit is set with probability d = 1/4, drawn from an AES-CTR stream keyed
-//     by the seed, so it too is the same in every build.
+//     from the root, so it too is the same in every build.
 //
 // A value the platform does not hold as eligible hits with probability D,
 // the set's density (D ≥ d); an eligible one with p + (1-p)·D. Both are fixed
@@ -69,6 +70,7 @@ var (
 	ErrEstimateEpsilon = errors.New("psi: estimate epsilon must be between 0.05 and 5")
 	ErrEstimateBits    = fmt.Errorf("psi: estimate bits must be %d..%d", MinEstimateBits, MaxEstimateBits)
 	ErrEstimateParams  = errors.New("psi: estimate parameters are inconsistent")
+	ErrEstimateRoot    = errors.New("psi: the estimate root must be 32 bytes")
 )
 
 // EstimateParams are the parameters of one estimate key. Changing any of
@@ -152,19 +154,35 @@ type EstimateKey struct {
 	position func(in ident.Input) uint64
 }
 
-// DeriveEstimateKey derives the estimate key of pr from the master seed:
-// the OPRF key oprf.DeriveKey(suite, mode, seed, "psimatch estimate key " +
-// label), the keep key HMAC-SHA256(seed, "psimatch estimate keep " + label)
-// and the decoy key HMAC-SHA256(seed, "psimatch estimate decoys " + label).
-func DeriveEstimateKey(s *Suite, seed []byte, pr EstimateParams) (*EstimateKey, error) {
+// EstimateRootSize is the length of the estimate root.
+const EstimateRootSize = 32
+
+// EstimateRoot returns the estimate root of a master seed:
+// HMAC-SHA256(seed, "psimatch estimate root v1"). Every secret of estimate
+// mode derives from it. It is long-lived by design (estimate mode's
+// randomness must be permanent), so a server keeps it when the seed itself
+// is erased (the epoch keys' ratchet no longer needs the seed).
+func EstimateRoot(seed []byte) ([]byte, error) {
 	if len(seed) != SeedSize {
 		return nil, ErrSeedSize
+	}
+	return seedMAC(seed, "psimatch estimate root v1"), nil
+}
+
+// DeriveEstimateKey derives the estimate key of pr from the estimate root
+// (EstimateRoot): the OPRF key oprf.DeriveKey(suite, mode, root,
+// "psimatch estimate key " + label), the keep key HMAC-SHA256(root,
+// "psimatch estimate keep " + label) and the decoy key HMAC-SHA256(root,
+// "psimatch estimate decoys " + label).
+func DeriveEstimateKey(s *Suite, root []byte, pr EstimateParams) (*EstimateKey, error) {
+	if len(root) != EstimateRootSize {
+		return nil, ErrEstimateRoot
 	}
 	if err := pr.Check(); err != nil {
 		return nil, err
 	}
 	label := pr.Label()
-	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), seed, []byte("psimatch estimate key "+label))
+	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), root, []byte("psimatch estimate key "+label))
 	if err != nil {
 		return nil, fmt.Errorf("psi: deriving the estimate key: %w", err)
 	}
@@ -182,8 +200,8 @@ func DeriveEstimateKey(s *Suite, seed []byte, pr EstimateParams) (*EstimateKey, 
 	}
 	return &EstimateKey{
 		key: key, params: pr,
-		keepKey: seedMAC(seed, "psimatch estimate keep "+label),
-		decoy:   seedMAC(seed, "psimatch estimate decoys "+label),
+		keepKey: seedMAC(root, "psimatch estimate keep "+label),
+		decoy:   seedMAC(root, "psimatch estimate decoys "+label),
 	}, nil
 }
 

@@ -419,7 +419,11 @@ func TestEstimateMatchesSpec(t *testing.T) {
 	suite, _ := SuiteByName("ristretto255", false)
 	seed := bytes.Repeat([]byte{0x42}, SeedSize)
 	pr, _ := NewEstimateParams(DefaultEstimateEpsilon, 3000, 0, 1)
-	k, err := DeriveEstimateKey(suite, seed, pr)
+	root, err := EstimateRoot(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := DeriveEstimateKey(suite, root, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,8 +436,12 @@ func TestEstimateMatchesSpec(t *testing.T) {
 		m.Write(msg)
 		return m.Sum(nil)
 	}
+	// The root: HMAC(seed, "psimatch estimate root v1").
+	if !bytes.Equal(root, mac(seed, []byte("psimatch estimate root v1"))) {
+		t.Fatal("the estimate root differs from the spec")
+	}
 	// Keep: first 8 bytes of HMAC(keep key, x) below p·2^64.
-	keepKey := mac(seed, []byte("psimatch estimate keep "+label))
+	keepKey := mac(root, []byte("psimatch estimate keep "+label))
 	threshold := uint64(pr.P*(1<<20)) << 44
 	kept := 0
 	for i := range 2000 {
@@ -450,7 +458,7 @@ func TestEstimateMatchesSpec(t *testing.T) {
 		t.Errorf("%d of 2000 kept, want about 2/3", kept)
 	}
 	// Decoys: AES-256-CTR from a zero counter block, word i = w_2i AND w_2i+1.
-	block, _ := aes.NewCipher(mac(seed, []byte("psimatch estimate decoys "+label)))
+	block, _ := aes.NewCipher(mac(root, []byte("psimatch estimate decoys "+label)))
 	var ctr, ks [16]byte
 	bm := k.Decoys()
 	for i := range bm {
@@ -467,7 +475,7 @@ func TestEstimateMatchesSpec(t *testing.T) {
 	// Position: first L bits of the RFC 9497 output under
 	// DeriveKeyPair(seed, "psimatch estimate key " || label), through
 	// circl's own client and server.
-	sk, err := oprf.DeriveKey(oprf.SuiteRistretto255, oprf.BaseMode, seed, []byte("psimatch estimate key "+label))
+	sk, err := oprf.DeriveKey(oprf.SuiteRistretto255, oprf.BaseMode, root, []byte("psimatch estimate key "+label))
 	if err != nil {
 		t.Fatal(err)
 	}

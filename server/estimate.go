@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/psimatch/psimatch/internal/atomicfile"
 	"github.com/psimatch/psimatch/protocol"
@@ -39,8 +41,67 @@ type EstimateConfig struct {
 // kept positions carried from build to build.
 type estimateRuntime struct {
 	mu    sync.Mutex
+	root  []byte           // psi.EstimateRoot of the seed; nil: estimate mode unavailable
 	key   *psi.EstimateKey // nil until L is known
 	cache *psi.EstimateCache
+}
+
+// initEstimate takes the estimate root while the master seed is at hand:
+// from the seed when the server has one (keeping it in DIR/estimate/root,
+// mode 0600, so that a server whose seed has since been erased still has
+// it), else from DIR/estimate/root. Without either, estimate sessions are
+// refused (estimate_unavailable) and the rest is served.
+func (s *Server) initEstimate() error {
+	var root []byte
+	switch {
+	case len(s.cfg.Seed) == psi.SeedSize:
+		r, err := psi.EstimateRoot(s.cfg.Seed)
+		if err != nil {
+			return err
+		}
+		root = r
+		if s.cfg.Dir != nil {
+			if old, err := os.ReadFile(s.estimateRootPath()); err != nil || !bytes.Equal(old, root) {
+				if err := os.MkdirAll(filepath.Dir(s.estimateRootPath()), 0o700); err != nil {
+					return fmt.Errorf("server: keeping the estimate root: %w", err)
+				}
+				if err := atomicfile.WriteFile(s.estimateRootPath(), root, 0o600); err != nil {
+					return fmt.Errorf("server: keeping the estimate root: %w", err)
+				}
+			}
+		}
+	case s.cfg.Dir != nil:
+		r, err := os.ReadFile(s.estimateRootPath())
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("server: reading the estimate root: %w", err)
+		case len(r) != psi.EstimateRootSize:
+			return fmt.Errorf("server: %s holds %d bytes, not a %d-byte estimate root", s.estimateRootPath(), len(r), psi.EstimateRootSize)
+		default:
+			root = r
+		}
+	}
+	if root == nil {
+		s.log.Warn("no master seed and no estimate root in the data directory: estimate mode is unavailable")
+	}
+	s.est.root = root
+	return nil
+}
+
+func (s *Server) estimateRootPath() string {
+	return filepath.Join(s.cfg.Dir.Path(), "estimate", "root")
+}
+
+// estimateUnavailable refuses an estimate session when the epoch has no
+// estimate set (no estimate root).
+func estimateUnavailable(mode psi.Mode, st *epochState) *apiError {
+	if mode != psi.ModeEstimate || st.est != nil {
+		return nil
+	}
+	e := errorf(http.StatusServiceUnavailable, "estimate_unavailable", "this server has no estimate key (its master seed and estimate root are missing); ask the platform, or use another mode it allows")
+	e.retryAfter = time.Hour
+	return e
 }
 
 // estimateEpoch is the estimate set one epoch state serves.
@@ -63,12 +124,12 @@ func (c EstimateConfig) withDefaults() EstimateConfig {
 // estimateKey returns the estimate key for an eligible set of n values: the
 // one already made, else one of the pinned or stored L, else one with L
 // chosen for n. n < 0 means "not known yet": then it returns nil if L is
-// neither pinned nor stored.
+// neither pinned nor stored. Without an estimate root it returns nil.
 func (s *Server) estimateKey(n int) (*psi.EstimateKey, error) {
 	rt := &s.est
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.key != nil {
+	if rt.key != nil || rt.root == nil {
 		return rt.key, nil
 	}
 	cfg := s.cfg.Estimate.withDefaults()
@@ -85,7 +146,7 @@ func (s *Server) estimateKey(n int) (*psi.EstimateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := psi.DeriveEstimateKey(s.cfg.Suite, s.cfg.Seed, pr)
+	key, err := psi.DeriveEstimateKey(s.cfg.Suite, rt.root, pr)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +161,7 @@ type estimateBuild struct {
 	s        *Server
 	b        *psi.EstimateBuilder
 	buffered []inventory.Eligible // while L is not known (first build only)
+	off      bool                 // no estimate root: nothing to build
 }
 
 func (s *Server) startEstimate() (*estimateBuild, error) {
@@ -107,7 +169,9 @@ func (s *Server) startEstimate() (*estimateBuild, error) {
 	if err != nil {
 		return nil, err
 	}
-	eb := &estimateBuild{s: s}
+	s.est.mu.Lock()
+	eb := &estimateBuild{s: s, off: s.est.root == nil}
+	s.est.mu.Unlock()
 	if key != nil {
 		s.est.mu.Lock()
 		eb.b = key.NewBuilder(s.est.cache)
@@ -117,6 +181,9 @@ func (s *Server) startEstimate() (*estimateBuild, error) {
 }
 
 func (eb *estimateBuild) add(e inventory.Eligible) {
+	if eb.off {
+		return
+	}
 	if eb.b != nil {
 		eb.b.Add(e)
 	} else {
@@ -128,6 +195,9 @@ func (eb *estimateBuild) add(e inventory.Eligible) {
 // (positions never change under one key, so any build's cache is right).
 func (eb *estimateBuild) finish(ctx context.Context) (*estimateEpoch, error) {
 	s := eb.s
+	if eb.off {
+		return nil, nil
+	}
 	if eb.b == nil {
 		key, err := s.estimateKey(len(eb.buffered))
 		if err != nil {
@@ -287,6 +357,12 @@ func (s *Server) readEstimateState() (meta estimateMeta, set, cache []byte, err 
 // loadEstimate returns the stored estimate set if it was built in the same
 // inventory read as the epoch set of countDigest, under the current key.
 func (s *Server) loadEstimate(epoch, countDigest string) (*estimateEpoch, error) {
+	s.est.mu.Lock()
+	off := s.est.root == nil
+	s.est.mu.Unlock()
+	if off {
+		return nil, nil // estimate mode unavailable; the epoch set alone serves
+	}
 	meta, set, cache, err := s.readEstimateState()
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -345,5 +346,49 @@ func TestEstimateAttackerEndToEnd(t *testing.T) {
 	t.Logf("ln LR of a hit %.3f ± %.3f, of a miss %.3f ± %.3f; ε %.4f", hitLR, hitSE, missLR, missSE, eps)
 	if hitLR > eps+3*hitSE || missLR > eps+3*missSE {
 		t.Errorf("a likelihood ratio exceeds e^ε beyond sampling error")
+	}
+}
+
+// TestEstimateRootOutlivesTheSeed: the estimate root is kept in the data
+// directory (0600) at the first start, so a server that no longer has the
+// master seed (the epoch keys' ratchet lets it erase it) derives the same
+// estimate key; a server with neither refuses estimate sessions with 503
+// and serves the other modes.
+func TestEstimateRootOutlivesTheSeed(t *testing.T) {
+	f := newFixture(t, false)
+	f.addHostile("estimator", psi.ModeEstimate, psi.ModeCount)
+	path := filepath.Join(f.dir, "data", "estimate", "root")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != psi.EstimateRootSize {
+		t.Fatalf("estimate root file: %v %v", fi, err)
+	}
+	want, _ := psi.EstimateRoot(f.cfg.Seed)
+	seedless := &Server{cfg: Config{Dir: f.store}, log: f.srv.log}
+	if err := seedless.initEstimate(); err != nil || !bytes.Equal(seedless.est.root, want) {
+		t.Fatalf("a server without the seed read root %x, err %v", seedless.est.root, err)
+	}
+	none := &Server{cfg: Config{}, log: f.srv.log}
+	if err := none.initEstimate(); err != nil || none.est.root != nil {
+		t.Fatalf("no seed, no directory: root %x, err %v", none.est.root, err)
+	}
+	os.WriteFile(path, []byte("short"), 0o600)
+	if err := seedless.initEstimate(); err == nil {
+		t.Fatal("a 5-byte estimate root accepted")
+	}
+
+	// Without a root, a reload builds no estimate set, and estimate
+	// sessions are refused while count sessions go on.
+	f.srv.est.mu.Lock()
+	f.srv.est.root, f.srv.est.key = nil, nil
+	f.srv.est.mu.Unlock()
+	if err := f.srv.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client("estimator").Match(context.Background(), f.list, protocol.MatchOptions{Mode: psi.ModeEstimate})
+	if status, reason := statusOf(err); status != http.StatusServiceUnavailable || reason != "estimate_unavailable" {
+		t.Fatalf("estimate session without a root: %v", err)
+	}
+	if _, err := f.client("estimator").Match(context.Background(), f.list, protocol.MatchOptions{Mode: psi.ModeCount}); err != nil {
+		t.Fatalf("count session without an estimate root: %v", err)
 	}
 }

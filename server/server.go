@@ -129,6 +129,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.ReloadAdvertisers(); err != nil {
 		return nil, err
 	}
+	if err := s.initEstimate(); err != nil {
+		return nil, err
+	}
 	st, err := s.loadEpoch(ctx, s.now(), "start", true)
 	if err != nil {
 		return nil, err
@@ -349,6 +352,9 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	}
 	if !a.Allows(mode) {
 		return refuse(errorf(http.StatusForbidden, "mode_not_allowed", "mode %s is not allowed for advertiser %s (allowed: %s)", mode, a.Name, modeList(a.Modes)))
+	}
+	if e := estimateUnavailable(mode, st); e != nil {
+		return refuse(e)
 	}
 	if !elementsOK {
 		return refuse(errorf(http.StatusBadRequest, "bad_elements", "elements: want non-negative counts for email and phone"))

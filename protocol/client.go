@@ -243,7 +243,7 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 		*found.At(k) = f
 	}
 	if sess.Mode == psi.ModeEstimate {
-		if err := estimateReport(rep, info, set); err != nil {
+		if err := estimateReport(rep, info); err != nil {
 			return nil, err
 		}
 	}
@@ -344,7 +344,7 @@ func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int6
 	if c.CacheDir != "" {
 		cachePath = filepath.Join(c.CacheDir, sess.SetDigest+".set")
 		if b, err := os.ReadFile(cachePath); err == nil {
-			if set, err := setcodec.Open(b, maxCount); err == nil && DigestHex(set) == sess.SetDigest {
+			if set, err := setcodec.Open(b, maxCount); err == nil && DigestHex(set) == sess.SetDigest && int(set.Len()) == sess.SetSize && set.Bits() == sess.SetBits {
 				return set, true, nil
 			}
 			os.Remove(cachePath) // corrupt or stale: fetch again

@@ -85,13 +85,15 @@ func checkEstimateInfo(m psi.Mode, info *SessionResponse) error {
 }
 
 // estimateReport turns the per-kind hit counts of an estimate session into
-// the estimate, and clears everything per identifier. It checks that the
-// set holds at least the announced decoys (a sparser set would weaken the
-// announced ε), up to six standard deviations of their number.
-func estimateReport(rep *Report, info *SessionResponse, set *setcodec.Set) error {
+// the estimate, and clears everything per identifier. The set's density is
+// set_size / 2^set_bits: the set the hits came from was checked to hold
+// exactly that (fetchSet). It checks that the set holds at least the
+// announced decoys (a sparser set would weaken the announced ε), up to six
+// standard deviations of their number.
+func estimateReport(rep *Report, info *SessionResponse) error {
 	e := info.Estimate
-	space := math.Ldexp(1, int(set.Bits()))
-	D := float64(set.Len()) / space
+	space := math.Ldexp(1, int(info.SetBits))
+	D := float64(info.SetSize) / space
 	if D < e.D-6*math.Sqrt(e.D*(1-e.D)/space) {
 		return fmt.Errorf("%w: the estimate set's density %.4f is below its announced decoys (d = %v)", ErrBadResponse, D, e.D)
 	}

@@ -107,3 +107,22 @@ func TestHostileServerEstimate(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileServerCachedSetSize: a server that announces another set_size
+// for a set the client has cached under its digest (to move the density the
+// estimator uses) gets the set checked again, and an error.
+func TestHostileServerCachedSetSize(t *testing.T) {
+	f := newFixture(t, false)
+	f.addHostile("hostile", psi.ModeEstimate)
+	cache := t.TempDir()
+	honest := &protocol.Client{Server: f.ts.URL, Token: f.tokens["hostile"], HTTP: f.ts.Client(), CacheDir: cache}
+	if _, err := honest.Match(context.Background(), f.list, protocol.MatchOptions{Mode: psi.ModeEstimate}); err != nil {
+		t.Fatal(err)
+	}
+	ts := hostileServer(t, f, editSession(func(s *protocol.SessionResponse) { s.SetSize += s.SetSize / 2 }))
+	c := &protocol.Client{Server: ts.URL, Token: f.tokens["hostile"], HTTP: ts.Client(), CacheDir: cache}
+	rep, err := c.Match(context.Background(), f.list, protocol.MatchOptions{Mode: psi.ModeEstimate})
+	if err == nil || rep != nil || !errors.Is(err, protocol.ErrSetDigest) {
+		t.Fatalf("inflated set_size with a cached set: report %v, error %v", rep, err)
+	}
+}

@@ -17,7 +17,8 @@ import (
 //
 //   - precompute/first: BuildSet plus the estimate set, evaluating every
 //     kept value (a new key, or a data directory without its estimate
-//     state), against BuildSet alone (x-precompute) and the precompute floor;
+//     state), against BuildSet alone (x-precompute) and the precompute floor
+//     (x-floor; estimate-x-floor-cpu is the estimate set's own share);
 //   - precompute/rebuild: the same with the previous build's cache of kept
 //     positions (every reload, rotation and restart after the first);
 //   - set: coded bytes per eligible identifier of each mode's set;
@@ -104,6 +105,11 @@ func benchEstimatePrecompute(b *testing.B, s *psi.Suite, n, cores int, first boo
 		b.ReportMetric(op.cpuNs()/base.cpuNs(), "x-precompute-cpu")
 	}
 	b.ReportMetric(float64(es.Evaluated)/float64(n), "evaluated/id")
+	// The estimate set's own cost: what it adds to BuildSet, against the
+	// precompute floor (CPU, both on the same inputs).
+	if c := fl.single.cpuNs(); c > 0 && base.cpuNs() > 0 {
+		b.ReportMetric((op.cpuNs()-base.cpuNs())/c, "estimate-x-floor-cpu")
+	}
 }
 
 func benchEstimateSetBytes(b *testing.B, s *psi.Suite, n int) {

@@ -473,33 +473,40 @@ func TestEstimateMatchesSpec(t *testing.T) {
 		}
 	}
 	// Position: first L bits of the RFC 9497 output under
-	// DeriveKeyPair(seed, "psimatch estimate key " || label), through
-	// circl's own client and server.
-	sk, err := oprf.DeriveKey(oprf.SuiteRistretto255, oprf.BaseMode, root, []byte("psimatch estimate key "+label))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, server := oprf.NewClient(oprf.SuiteRistretto255), oprf.NewServer(oprf.SuiteRistretto255, sk)
-	var inputs [][]byte
-	for i := range 20 {
-		x := emailInput(fmt.Sprintf("spec%d@example.com", i))
-		inputs = append(inputs, x[:])
-	}
-	fin, req, err := client.Blind(inputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := server.Evaluate(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outs, err := client.Finalize(fin, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, out := range outs {
-		if got, want := k.Position(ident.Input(inputs[i])), binary.BigEndian.Uint64(out[:8])>>(64-pr.Bits); got != want {
-			t.Fatalf("position %d: %d, the spec gives %d", i, got, want)
+	// DeriveKeyPair(root, "psimatch estimate key " || label), through
+	// circl's own client and server, in both suites.
+	for _, cs := range []oprf.Suite{oprf.SuiteRistretto255, oprf.SuiteP256} {
+		s, _ := SuiteByName(cs.Identifier(), false)
+		k, err := DeriveEstimateKey(s, root, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk, err := oprf.DeriveKey(cs, oprf.BaseMode, root, []byte("psimatch estimate key "+label))
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, server := oprf.NewClient(cs), oprf.NewServer(cs, sk)
+		var inputs [][]byte
+		for i := range 20 {
+			x := emailInput(fmt.Sprintf("spec%d@example.com", i))
+			inputs = append(inputs, x[:])
+		}
+		fin, req, err := client.Blind(inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := server.Evaluate(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := client.Finalize(fin, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, out := range outs {
+			if got, want := k.Position(ident.Input(inputs[i])), binary.BigEndian.Uint64(out[:8])>>(64-pr.Bits); got != want {
+				t.Fatalf("%s: position %d: %d, the spec gives %d", cs.Identifier(), i, got, want)
+			}
 		}
 	}
 }

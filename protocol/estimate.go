@@ -49,7 +49,9 @@ type EstimateReport struct {
 }
 
 // MarshalJSON writes the report; an estimate-mode report leaves out
-// matched and matched_rows, which that mode never knows.
+// matched and matched_rows, which that mode never knows, and
+// server_set_size, which there counts the deniable set's one bits, not
+// eligible identifiers.
 func (r Report) MarshalJSON() ([]byte, error) {
 	type plain Report
 	if r.Mode != psi.ModeEstimate {
@@ -57,8 +59,9 @@ func (r Report) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(struct {
 		plain
-		Matched     *struct{} `json:"matched,omitempty"`
-		MatchedRows *struct{} `json:"matched_rows,omitempty"`
+		Matched       *struct{} `json:"matched,omitempty"`
+		MatchedRows   *struct{} `json:"matched_rows,omitempty"`
+		ServerSetSize *struct{} `json:"server_set_size,omitempty"`
 	}{plain: plain(r)})
 }
 

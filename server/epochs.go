@@ -74,7 +74,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		}
 	}
 	t0 := time.Now()
-	eb, err := s.startEstimate()
+	eb, err := s.startEstimate(-1)
 	if err != nil {
 		return nil, err
 	}

@@ -164,8 +164,13 @@ type estimateBuild struct {
 	off      bool                 // no estimate root: nothing to build
 }
 
-func (s *Server) startEstimate() (*estimateBuild, error) {
-	key, err := s.estimateKey(-1)
+// startEstimate starts the estimate side of an inventory read. eligible is
+// the number of eligible identifiers the read will yield when the caller
+// knows it (a counting pass before the build), else -1: then the first build
+// under a key with no pinned or stored L holds the eligible identifiers until
+// the scan ends and L can be chosen.
+func (s *Server) startEstimate(eligible int) (*estimateBuild, error) {
+	key, err := s.estimateKey(eligible)
 	if err != nil {
 		return nil, err
 	}

@@ -163,7 +163,7 @@ func BenchmarkLoopback(b *testing.B) {
 				}
 			}
 			token, err := advertisers.Add(filepath.Join(dir, "advertisers.json"), advertisers.Advertiser{
-				Name: "bench", MinRows: 1, MaxRows: 1 << 24, SessionsPerDay: 1 << 20, ElementsPerEpoch: 1 << 50,
+				Name: "bench", Modes: []psi.Mode{psi.ModeCount}, MinRows: 1, MaxRows: 1 << 24, SessionsPerDay: 1 << 20, ElementsPerEpoch: 1 << 50,
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -182,7 +182,7 @@ func BenchmarkLoopback(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				report := filepath.Join(dir, fmt.Sprintf("report-%d.json", i))
-				cmd := exec.Command(bin, "match", "--quiet", "--server", url, "--ca-cert", cert, "--token", token,
+				cmd := exec.Command(bin, "match", "--quiet", "--mode", "count", "--server", url, "--ca-cert", cert, "--token", token,
 					"--input", filepath.Join(dir, "customers.csv"), "--report", report,
 					"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%d", i)))
 				var out bytes.Buffer

@@ -80,6 +80,10 @@ type Report struct {
 	// RowMatches, in members mode, holds for each data row (0-based) the
 	// kinds that matched. Not part of the JSON report.
 	RowMatches [][]ident.Kind `json:"-"`
+
+	// In estimate mode, the estimate (protocol/estimate.go); Matched is
+	// then zero and left out of the JSON.
+	*EstimateReport
 }
 
 func (c *Client) httpClient() *http.Client {
@@ -187,6 +191,9 @@ func (c *Client) Open(ctx context.Context, m psi.Mode, elements Counts) (*Sessio
 	if err := info.check(suite, pk); err != nil {
 		return nil, err
 	}
+	if err := checkEstimateInfo(m, &info); err != nil {
+		return nil, err
+	}
 	return &Session{c: c, Info: info, Mode: m, Suite: suite, pk: pk}, nil
 }
 
@@ -210,7 +217,7 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	if err != nil {
 		return nil, err
 	}
-	if opt.RequireVerifiable && (!sess.Info.Verifiable || sess.Mode != psi.ModeMembers) {
+	if opt.RequireVerifiable && (!sess.Info.Verifiable || sess.Mode.Shuffled()) {
 		return nil, ErrNotVerifiable
 	}
 	info := &sess.Info
@@ -240,6 +247,11 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 			c.progress("match "+k.String(), int64(hi), int64(len(inputs)))
 		}
 		*found.At(k) = f
+	}
+	if sess.Mode == psi.ModeEstimate {
+		if err := estimateReport(rep, info); err != nil {
+			return nil, err
+		}
 	}
 	if sess.Mode == psi.ModeMembers {
 		rows := 0
@@ -338,7 +350,7 @@ func (c *Client) fetchSet(ctx context.Context, sess *SessionResponse, limit int6
 	if c.CacheDir != "" {
 		cachePath = filepath.Join(c.CacheDir, sess.SetDigest+".set")
 		if b, err := os.ReadFile(cachePath); err == nil {
-			if set, err := setcodec.Open(b, maxCount); err == nil && DigestHex(set) == sess.SetDigest {
+			if set, err := setcodec.Open(b, maxCount); err == nil && DigestHex(set) == sess.SetDigest && int(set.Len()) == sess.SetSize && set.Bits() == sess.SetBits {
 				return set, true, nil
 			}
 			os.Remove(cachePath) // corrupt or stale: fetch again

@@ -58,6 +58,20 @@ type SessionResponse struct {
 	MaxBatch   int       `json:"max_batch"`   // elements per evaluate request
 	ProofChunk int       `json:"proof_chunk"` // elements per DLEQ proof
 	Expires    time.Time `json:"expires"`
+	// Estimate, in estimate mode only, announces the deniable set's
+	// parameters (see EstimateInfo). There public_key is the estimate key's,
+	// set_size the number of one bits of the coded bitmap and set_bits L.
+	Estimate *EstimateInfo `json:"estimate,omitempty"`
+}
+
+// EstimateInfo announces an estimate-mode session's guarantee and the
+// parameters the client's estimator needs.
+type EstimateInfo struct {
+	P       float64 `json:"p"`       // probability that an eligible value is kept
+	D       float64 `json:"d"`       // fraction of the 2^L positions the decoys fill
+	Epsilon float64 `json:"epsilon"` // max(ln((p+(1-p)d)/d), ln(1/(1-p)))
+	Bits    uint    `json:"bits"`    // L, equal to set_bits
+	Key     string  `json:"key"`     // the estimate key's label (changes at a re-key)
 }
 
 // ErrorResponse is the JSON body of every 4xx and 5xx answer.

@@ -22,13 +22,20 @@ const (
 	// RFC 9497 Finalize outputs, DLEQ proofs on a verifiable server. The
 	// client learns which of its identifiers matched.
 	ModeMembers
+	// ModeEstimate: the members flow (a blind per element, answers in
+	// order, RFC 9497 Finalize outputs) under the long-lived estimate key,
+	// looked up in the deniable set (see EstimateParams): the client learns
+	// an unbiased estimate of the overlap, and about each identifier it
+	// evaluates one permanent noisy bit whose likelihood ratio is at most
+	// e^ε, however it deviates.
+	ModeEstimate
 )
 
 // Modes lists every mode.
-var Modes = [...]Mode{ModeCount, ModeMembers}
+var Modes = [...]Mode{ModeCount, ModeMembers, ModeEstimate}
 
 // ErrUnknownMode is returned by ParseMode for a name that is not a mode.
-var ErrUnknownMode = errors.New("psi: unknown mode (want count or members)")
+var ErrUnknownMode = errors.New("psi: unknown mode (want estimate, count or members)")
 
 // String returns the mode's wire name.
 func (m Mode) String() string {
@@ -37,6 +44,8 @@ func (m Mode) String() string {
 		return "count"
 	case ModeMembers:
 		return "members"
+	case ModeEstimate:
+		return "estimate"
 	}
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
@@ -52,7 +61,7 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // Valid reports whether m is a known mode.
-func (m Mode) Valid() bool { return m == ModeCount || m == ModeMembers }
+func (m Mode) Valid() bool { return m >= ModeCount && m <= ModeEstimate }
 
 // Shuffled reports whether the platform returns the mode's answers in a
 // random order (count mode), which also means no DLEQ proof binds them.
@@ -85,13 +94,14 @@ type Blinder interface {
 }
 
 // NewBlinder returns the blinder of mode m for one batch. publicKey is the
-// platform's encoded public key, checked against proofs on a verifiable
-// suite in members mode and otherwise ignored.
+// platform's encoded public key of the session (the estimate key's in
+// estimate mode), checked against proofs on a verifiable suite in members
+// and estimate mode and otherwise ignored.
 func NewBlinder(s *Suite, m Mode, publicKey []byte) (Blinder, error) {
 	switch m {
 	case ModeCount:
 		return NewCountBlinder(s), nil
-	case ModeMembers:
+	case ModeMembers, ModeEstimate:
 		return NewMembersBlinder(s, publicKey)
 	}
 	return nil, ErrUnknownMode

@@ -30,6 +30,7 @@ type epochState struct {
 	// the epoch changes (sessions need only key).
 	secret      psi.EpochSecret
 	fingerprint inventory.Fingerprint
+	est         *estimateEpoch // estimate mode's set (server/estimate.go)
 }
 
 // EpochID names the epoch that contains t for epochs of length rotate:
@@ -155,6 +156,9 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 			ps := &psi.PlatformSet{Suite: meta.Suite, Epoch: id, Size: meta.Size, Bits: meta.Bits, MaxClientRows: meta.MaxClientRows, Count: count, Members: members}
 			st, err := newEpochState(id, start, end, key, ps)
 			if err == nil {
+				st.est, err = s.loadEstimate(id, st.countDigest)
+			}
+			if err == nil {
 				st.secret, st.fingerprint = secret, res.Fingerprint
 				s.log.Info("epoch set loaded from the data directory: its fingerprint matches the inventory", "epoch", id, "size", ps.Size)
 				return done(st, "cached")
@@ -163,12 +167,22 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		}
 	}
 
+	eb, err := s.startEstimate(int(res.Summary.EligibleIdentifiers.Email + res.Summary.EligibleIdentifiers.Phone))
+	if err != nil {
+		secret.Wipe()
+		return fail(err)
+	}
 	ps, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
-		return res.Yield(ctx, yield)
+		return res.Yield(ctx, func(e inventory.Eligible) error { eb.add(e); return yield(e) })
 	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress})
 	if err != nil {
 		secret.Wipe()
 		return fail(fmt.Errorf("building the set of epoch %s: %w", id, err))
+	}
+	est, err := eb.finish(ctx)
+	if err != nil {
+		secret.Wipe()
+		return fail(fmt.Errorf("building the estimate set of epoch %s: %w", id, err))
 	}
 	if s.cfg.Dir != nil {
 		meta := store.SetMeta{Suite: ps.Suite, Epoch: id, Size: ps.Size, Bits: ps.Bits, MaxClientRows: ps.MaxClientRows,
@@ -183,7 +197,10 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		secret.Wipe()
 		return fail(err)
 	}
-	st.secret, st.fingerprint = secret, res.Fingerprint
+	st.secret, st.fingerprint, st.est = secret, res.Fingerprint, est
+	if err := s.saveEstimate(id, st.countDigest, est); err != nil {
+		return fail(fmt.Errorf("saving the estimate set of epoch %s: %w", id, err))
+	}
 	return done(st, "built")
 }
 
@@ -281,6 +298,12 @@ func newEpochState(id string, start, end time.Time, key *psi.Key, ps *psi.Platfo
 
 // setFor returns the coded set and its digest for a mode.
 func (e *epochState) setFor(mode psi.Mode) ([]byte, string) {
+	if mode == psi.ModeEstimate {
+		if e.est == nil {
+			return nil, "" // no estimate set: matches no session's digest
+		}
+		return e.est.set.Coded, e.est.digest
+	}
 	if mode == psi.ModeMembers {
 		return e.set.Members, e.membersDigest
 	}

@@ -65,6 +65,8 @@ type Config struct {
 	// Limits bounds refusal logging, evaluations in flight and failed
 	// tokens; zero fields take defaults (see limits.go).
 	Limits Limits
+	// Estimate configures estimate mode (server/estimate.go).
+	Estimate EstimateConfig
 }
 
 // Server is the platform's side of psimatch. Its Handler serves the v1 API;
@@ -88,6 +90,8 @@ type Server struct {
 	inFlight *inFlight
 	refusals *refusalLog
 	auditMu  sync.Mutex
+
+	est estimateRuntime // estimate mode's long-lived key (server/estimate.go)
 }
 
 // New reads the advertisers, reads the inventory and loads the current
@@ -132,6 +136,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return 0
 	}
 	if err := s.ReloadAdvertisers(); err != nil {
+		return nil, err
+	}
+	if err := s.initEstimate(); err != nil {
 		return nil, err
 	}
 	st, err := s.loadEpoch(ctx, s.now(), "start", true)
@@ -357,10 +364,13 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		return s.refused(r.Context(), a.Name, ev, e)
 	}
 	if modeErr != nil {
-		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q or %q", psi.ModeCount, psi.ModeMembers))
+		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q, %q or %q", psi.ModeEstimate, psi.ModeCount, psi.ModeMembers))
 	}
 	if !a.Allows(mode) {
 		return refuse(errorf(http.StatusForbidden, "mode_not_allowed", "mode %s is not allowed for advertiser %s (allowed: %s)", mode, a.Name, modeList(a.Modes)))
+	}
+	if e := estimateUnavailable(mode, st); e != nil {
+		return refuse(e)
 	}
 	if !elementsOK {
 		return refuse(errorf(http.StatusBadRequest, "bad_elements", "elements: want non-negative counts for email and phone"))
@@ -404,8 +414,11 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	s.metrics.sessions.WithLabelValues(mode.String()).Inc()
 	resp := protocol.SessionResponse{
 		ID: rec.ID, Mode: mode.String(), Epoch: st.id, Suite: s.cfg.Suite.Name(), Verifiable: s.cfg.Suite.Verifiable(),
-		PublicKey: hex.EncodeToString(st.key.PublicKey()), SetSize: st.set.Size, SetBits: st.set.Bits,
+		PublicKey: hex.EncodeToString(st.keyFor(mode).PublicKey()), SetSize: st.set.Size, SetBits: st.set.Bits,
 		SetDigest: digest, SetBytes: len(enc), MaxBatch: s.cfg.MaxBatch, ProofChunk: psi.ProofChunk, Expires: rec.Expires,
+	}
+	if mode == psi.ModeEstimate {
+		announceEstimate(&resp, st.est)
 	}
 	w.Header().Set("Content-Type", protocol.ContentJSON)
 	w.WriteHeader(http.StatusCreated)
@@ -524,7 +537,7 @@ func (s *Server) evaluate(w http.ResponseWriter, r *http.Request, a *advertisers
 	if i, j, dup := duplicateElement(body, size); dup {
 		return unreserve(refuse(errorf(http.StatusBadRequest, "duplicate_element", "elements %d and %d of the batch are the same; blinded elements are never repeated", i+1, j+1)))
 	}
-	res, err := sess.epoch.key.Evaluate(body, sess.mode, s.cfg.MaxBatch)
+	res, err := sess.epoch.keyFor(sess.mode).Evaluate(body, sess.mode, s.cfg.MaxBatch)
 	if err != nil {
 		return unreserve(refuse(errorf(http.StatusBadRequest, "bad_element", "%v", err)))
 	}

@@ -28,7 +28,7 @@ func advertiserCommand() *cli.Command {
 				Flags: []cli.Flag{
 					file,
 					&cli.StringFlag{Name: "name", Usage: "the advertiser's `NAME` (letters, digits, . _ -; up to 64)", Required: true},
-					&cli.StringFlag{Name: "modes", Value: psi.ModeCount.String(), Usage: "the `MODES` it may use, comma separated: count, members"},
+					&cli.StringFlag{Name: "modes", Value: psi.ModeEstimate.String(), Usage: "the `MODES` it may use, comma separated: estimate (an ε-deniable estimate of the overlap), count, members. count and members are for trusted advertisers: a client that deviates learns which of its identifiers are eligible"},
 					&cli.Int64Flag{Name: "min-rows", Value: advertisers.DefaultMinRows, Usage: "a session must send at least `N` identifiers"},
 					&cli.Int64Flag{Name: "max-rows", Value: advertisers.DefaultMaxRows, Usage: "a session may send at most `N` identifiers"},
 					&cli.IntFlag{Name: "sessions-per-day", Value: advertisers.DefaultSessionsPerDay, Usage: "it may start `N` sessions in any 24 hours"},
@@ -129,7 +129,7 @@ func registryError(err error, path string) error {
 	case errors.Is(err, advertisers.ErrUnknown):
 		return withHint(err, exitUsage, "'psimatch advertiser list --advertisers "+path+"' shows the names")
 	case errors.Is(err, advertisers.ErrInvalid):
-		return withHint(err, exitUsage, "names use letters, digits, '.', '_' and '-', up to 64 characters; --modes takes count and members; limits are positive and --min-rows at most --max-rows")
+		return withHint(err, exitUsage, "names use letters, digits, '.', '_' and '-', up to 64 characters; --modes takes estimate, count and members; limits are positive and --min-rows at most --max-rows")
 	case errors.Is(err, advertisers.ErrDuplicate):
 		return withHint(err, exitFailure, "choose another --name; 'psimatch advertiser list --advertisers "+path+"' shows the names in use")
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, os.ErrPermission):
@@ -149,13 +149,13 @@ func parseModes(s string) ([]psi.Mode, error) {
 		if m = strings.TrimSpace(m); m != "" {
 			mode, err := psi.ParseMode(m)
 			if err != nil {
-				return nil, usageError("--modes: %q is not a mode; want count, members or count,members", m)
+				return nil, usageError("--modes: %q is not a mode; want estimate, count, members or a list such as estimate,count", m)
 			}
 			modes = append(modes, mode)
 		}
 	}
 	if len(modes) == 0 {
-		return nil, usageError("--modes: want count, members or count,members")
+		return nil, usageError("--modes: want estimate, count, members or a list such as estimate,count")
 	}
 	return modes, nil
 }

@@ -33,7 +33,7 @@ func TestAdvertiserAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, ok := r.Authenticate(token)
-	if !ok || a.Name != "acme" || modeNames(a.Modes) != "count" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
+	if !ok || a.Name != "acme" || modeNames(a.Modes) != "estimate" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
 		t.Errorf("registered %+v, %v", a, ok)
 	}
 
@@ -47,7 +47,7 @@ func TestAdvertiserAdd(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("list: status %d, stderr:\n%s", status, stderr)
 	}
-	want := []string{"NAME", "acme", "count", "10000000", "50000000", "globex", "count,members", "2000"}
+	want := []string{"NAME", "acme", "estimate", "10000000", "50000000", "globex", "count,members", "2000"}
 	for _, w := range want {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("list lacks %q:\n%s", w, stdout)

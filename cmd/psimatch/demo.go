@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -29,7 +30,7 @@ against it. Prints the report beside the overlap it planted.`,
 			&cli.IntFlag{Name: "platform", Value: 200000, Usage: "platform inventory records"},
 			&cli.IntFlag{Name: "advertiser", Value: 20000, Usage: "advertiser list rows"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the synthetic data"},
-			&cli.StringFlag{Name: "mode", Value: "count", Usage: "count or members"},
+			&cli.StringFlag{Name: "mode", Value: "estimate", Usage: "estimate, count or members"},
 			&cli.StringFlag{Name: "suite", Value: "ristretto255", Usage: "ristretto255 or p256"},
 			&cli.StringFlag{Name: "keep", Usage: "keep the data, inventory, list and report in `DIR` and print the commands to rerun the pieces"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
@@ -41,7 +42,7 @@ against it. Prints the report beside the overlap it planted.`,
 			}
 			mode, err := psi.ParseMode(c.String("mode"))
 			if err != nil {
-				return usageError("--mode: want count or members")
+				return usageError("--mode: want estimate, count or members")
 			}
 			return runDemo(c, cfg, mode)
 		},
@@ -70,7 +71,7 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 	}
 	os.Remove(p("advertisers.json"))
 	token, err := advertisers.Add(p("advertisers.json"), advertisers.Advertiser{
-		Name: "demo-advertiser", Modes: []psi.Mode{psi.ModeCount, psi.ModeMembers},
+		Name: "demo-advertiser", Modes: []psi.Mode{psi.ModeEstimate, psi.ModeCount, psi.ModeMembers},
 		MinRows: 1, MaxRows: 10_000_000, SessionsPerDay: 100, ElementsPerEpoch: 1 << 40,
 	})
 	if err != nil {
@@ -116,10 +117,14 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 		return err
 	}
 	matched := rep.Matched.Email + rep.Matched.Phone
-	fmt.Fprintf(w, "\nplanted overlap: %d (email %d, phone %d); found: %d (email %d, phone %d)\n",
-		truth.Overlap, truth.OverlapKinds["email"], truth.OverlapKinds["phone"], matched, rep.Matched.Email, rep.Matched.Phone)
-	fmt.Fprintf(w, "security-only platform phones planted in the list: %d; matched: %d (they are never matchable)\n",
-		truth.SecurityOnly, matched-truth.Overlap)
+	if rep.EstimateReport != nil {
+		printDemoEstimate(w, &rep, truth)
+	} else {
+		fmt.Fprintf(w, "\nplanted overlap: %d (email %d, phone %d); found: %d (email %d, phone %d)\n",
+			truth.Overlap, truth.OverlapKinds["email"], truth.OverlapKinds["phone"], matched, rep.Matched.Email, rep.Matched.Phone)
+		fmt.Fprintf(w, "security-only platform phones planted in the list: %d; matched: %d (they are never matchable)\n",
+			truth.SecurityOnly, matched-truth.Overlap)
+	}
 	fmt.Fprintf(w, "demo finished in %.1fs\n", time.Since(start).Seconds())
 	if c.String("keep") != "" {
 		fmt.Fprintf(w, "\nThe pieces are in %s. To run them by hand:\n", dir)
@@ -128,10 +133,36 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 		fmt.Fprintf(w, "  psimatch match --server https://127.0.0.1:8443 --ca-cert %s --token %s --input %s --report %s\n",
 			filepath.Join(p("data"), "tls", "cert.pem"), token, p("customers.csv"), p("report.json"))
 	}
-	if matched != truth.Overlap {
+	if rep.EstimateReport == nil && matched != truth.Overlap {
 		return fmt.Errorf("demo: found %d but planted %d", matched, truth.Overlap)
 	}
 	return nil
+}
+
+// printDemoEstimate sets estimate mode's answer beside the planted truth.
+// An interval misses the truth in about one run in twenty, by design, so a
+// miss is reported, not an error.
+func printDemoEstimate(w io.Writer, rep *protocol.Report, truth synth.Truth) {
+	e := rep.EstimateReport
+	fmt.Fprintf(w, "\n%-6s %8s  %s\n", "kind", "planted", "estimate mode's answer")
+	for _, r := range []struct {
+		kind    string
+		planted int
+		est     float64
+		iv      [2]float64
+	}{
+		{"email", truth.OverlapKinds["email"], e.EstimatedMatched.Email, e.Interval95.Email},
+		{"phone", truth.OverlapKinds["phone"], e.EstimatedMatched.Phone, e.Interval95.Phone},
+		{"total", truth.Overlap, e.EstimatedMatched.Total, e.Interval95.Total},
+	} {
+		in := "inside"
+		if float64(r.planted) < r.iv[0] || float64(r.planted) > r.iv[1] {
+			in = "outside (expected in about 1 run in 20)"
+		}
+		fmt.Fprintf(w, "%-6s %8d  about %.0f (95%%: %.0f–%.0f): the planted figure is %s the interval\n", r.kind, r.planted, max(r.est, 0), r.iv[0], r.iv[1], in)
+	}
+	fmt.Fprintf(w, "security-only platform phones planted in the list: %d; the set treats them as values it never saw\n", truth.SecurityOnly)
+	fmt.Fprintf(w, "each identifier's answer is deniable: ε = %.3f (a hit or a miss is at most e^ε = %.1f times likelier for an eligible identifier)\n", e.Epsilon, math.Exp(e.Epsilon))
 }
 
 func writeDemoData(invPath, listPath string, cfg synth.Config) (synth.Truth, error) {

@@ -84,8 +84,8 @@ func TestDemoAndPieces(t *testing.T) {
 		{"wrong token", with("--token", "psm_wrong", "--ca-cert", ca), exitAuth, []string{"psimatch: hint: the server refused the token"}},
 		{"no token", with("--ca-cert", ca), exitUsage, []string{"--token, --token-file or PSIMATCH_TOKEN is required"}},
 		{"no server", []string{"match", "--input", customers}, exitUsage, []string{"--server is required"}},
-		{"bad mode", with("--mode", "all"), exitUsage, []string{"--mode: want count or members"}},
-		{"verifiable count", with("--verifiable"), exitUsage, []string{"--verifiable needs --mode members"}},
+		{"bad mode", with("--mode", "all"), exitUsage, []string{"--mode: want estimate, count or members"}},
+		{"verifiable count", with("--verifiable", "--mode", "count"), exitUsage, []string{"--verifiable needs --mode members"}},
 		{"matches in count mode", with("--matches", filepath.Join(dir, "m.csv")), exitUsage, []string{"--matches needs --mode members"}},
 		{"bad region", with("--default-region", "ZZZ"), exitUsage, []string{"--default-region"}},
 		{"missing input", []string{"match", "--input", filepath.Join(dir, "none.csv"), "--dry-run"}, exitInput, []string{"none.csv", "--input"}},
@@ -131,5 +131,37 @@ func TestDemoAndPieces(t *testing.T) {
 	}
 	if status := s.stop(); status != 0 {
 		t.Fatalf("serve exited %d:\n%s", status, s.log)
+	}
+}
+
+// TestDemoEstimate: the default demo runs estimate mode and sets its answer
+// beside the planted overlap; the report has an estimate, no matched count,
+// and --matches is refused in estimate mode.
+func TestDemoEstimate(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runIn(t, "", "demo", "--platform", "3000", "--advertiser", "800", "--keep", dir, "--quiet")
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"psimatch estimate match", "about ", "(95%: ", "planted", "estimate mode's answer", "ε = 1.099"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["mode"] != "estimate" || m["estimated_matched"] == nil || m["interval95"] == nil || m["matched"] != nil || m["matched_rows"] != nil {
+		t.Fatalf("report.json: %s", raw)
+	}
+	code, _, errOut = runIn(t, "", "match", "--token", "x", "--input", filepath.Join(dir, "customers.csv"),
+		"--server", "https://127.0.0.1:1", "--matches", filepath.Join(dir, "m.csv"))
+	if code != exitUsage || !strings.Contains(errOut, "estimate mode never says which rows matched") {
+		t.Fatalf("--matches in estimate mode: exit %d\n%s", code, errOut)
 	}
 }

@@ -41,7 +41,7 @@ func newDeploy(t *testing.T, o serveOptions) *deploy {
 	os.WriteFile(d.list, list.Bytes(), 0o600)
 	adv := filepath.Join(d.dir, "advertisers.json")
 	var err error
-	d.token, err = advertisers.Add(adv, advertisers.Advertiser{Name: "a", Modes: []psi.Mode{psi.ModeCount, psi.ModeMembers}, MinRows: 1, MaxRows: 100000, SessionsPerDay: 1000})
+	d.token, err = advertisers.Add(adv, advertisers.Advertiser{Name: "a", Modes: []psi.Mode{psi.ModeEstimate, psi.ModeCount, psi.ModeMembers}, MinRows: 1, MaxRows: 100000, SessionsPerDay: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestRemoteDeployment(t *testing.T) {
 	})
 	t.Run("row limits", func(t *testing.T) {
 		adv := filepath.Join(d.dir, "advertisers.json")
-		small, err := advertisers.Add(adv, advertisers.Advertiser{Name: "small", Modes: []psi.Mode{psi.ModeCount}, MinRows: 1000, MaxRows: 5000, SessionsPerDay: 10})
+		small, err := advertisers.Add(adv, advertisers.Advertiser{Name: "small", Modes: []psi.Mode{psi.ModeEstimate, psi.ModeCount}, MinRows: 1000, MaxRows: 5000, SessionsPerDay: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,7 @@ before a session is opened.`,
 			&cli.StringFlag{Name: "input", Usage: "the customer list `FILE` (CSV with a header; - for standard input)", Required: true},
 			&cli.StringFlag{Name: "ca-cert", Usage: "`FILE` of the certificate authority (or self-signed certificate) to trust for the server"},
 			&cli.StringFlag{Name: "server-fingerprint", Usage: "trust exactly the server certificate with this `sha256:HEX` fingerprint (printed by serve), instead of --ca-cert"},
-			&cli.StringFlag{Name: "mode", Value: "count", Usage: "count (how many match) or members (which rows; the platform must allow it)"},
+			&cli.StringFlag{Name: "mode", Value: "estimate", Usage: "estimate (about how many match, with a 95% interval; no row is ever said to match), count (exactly how many) or members (which rows); count and members need the platform's consent"},
 			&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of phone numbers written without a country code, such as US"},
 			&cli.StringFlag{Name: "report", Usage: "write the report as one JSON object to `FILE`"},
 			&cli.StringFlag{Name: "matches", Usage: "members mode: write the matched rows as CSV (row,matched, or row,ID,matched with --id-column) to `FILE`"},
@@ -63,13 +63,13 @@ before a session is opened.`,
 func matchAction(c *cli.Context) error {
 	mode, err := psi.ParseMode(c.String("mode"))
 	if err != nil {
-		return usageError("--mode: want count or members")
+		return usageError("--mode: want estimate, count or members")
 	}
-	if c.Bool("verifiable") && mode != psi.ModeMembers {
-		return usageError("--verifiable needs --mode members: count-mode answers are shuffled, which a proof cannot cover")
+	if c.Bool("verifiable") && mode == psi.ModeCount {
+		return usageError("--verifiable needs --mode members or estimate: count-mode answers are shuffled, which a proof cannot cover")
 	}
 	if c.String("matches") != "" && mode != psi.ModeMembers {
-		return usageError("--matches needs --mode members: count mode does not say which rows matched")
+		return usageError("--matches needs --mode members: %s mode never says which rows matched", mode)
 	}
 	if r := c.String("default-region"); r != "" && !normalize.ValidRegion(r) {
 		return regionError(r)
@@ -225,7 +225,7 @@ func classifyClientError(err error, server string) error {
 		case http.StatusUnauthorized:
 			return withHint(err, exitAuth, "the server refused the token: check --token or PSIMATCH_TOKEN with the platform")
 		case http.StatusForbidden:
-			return withHint(err, exitAuth, "this mode is not allowed for your advertiser account; try --mode count or ask the platform")
+			return withHint(err, exitAuth, "this mode is not allowed for your advertiser account; try --mode estimate (allowed by default) or ask the platform")
 		case http.StatusTooManyRequests:
 			return withHint(err, exitQuota, fmt.Sprintf("a quota is exhausted: retry after %s (at %s)", se.RetryAfter, time.Now().Add(se.RetryAfter).Format(time.RFC3339)))
 		}
@@ -250,6 +250,10 @@ func classifyClientError(err error, server string) error {
 
 func printReport(w io.Writer, r *protocol.Report, matchesPath, reportPath string) {
 	fmt.Fprintf(w, "psimatch %s match, epoch %s, %s\n\n", r.Mode, r.Epoch, r.Suite)
+	if r.EstimateReport != nil {
+		printEstimate(w, r, reportPath)
+		return
+	}
 	fmt.Fprintf(w, "%-6s %10s %10s %10s %10s\n", "kind", "sent", "matched", "rate", "invalid")
 	rate := func(m, s int) string {
 		if s == 0 {
@@ -277,6 +281,37 @@ func printReport(w io.Writer, r *protocol.Report, matchesPath, reportPath string
 		fmt.Fprintf(w, "report written to %s\n", reportPath)
 	}
 }
+
+// printEstimate prints an estimate-mode report: estimates and intervals
+// per kind and in total, never a row.
+func printEstimate(w io.Writer, r *protocol.Report, reportPath string) {
+	e := r.EstimateReport
+	fmt.Fprintf(w, "%-6s %10s  %s\n", "kind", "sent", "estimated in the platform's eligible set")
+	line := func(kind string, sent int, est, se float64, iv [2]float64) {
+		if sent == 0 {
+			fmt.Fprintf(w, "%-6s %10d  -\n", kind, sent)
+			return
+		}
+		fmt.Fprintf(w, "%-6s %10d  about %s (95%%: %s–%s, standard error %.0f)\n", kind, sent,
+			roundCount(min(max(est, 0), float64(sent))), roundCount(iv[0]), roundCount(iv[1]), se)
+	}
+	line("email", r.Sent.Email, e.EstimatedMatched.Email, e.StandardError.Email, e.Interval95.Email)
+	line("phone", r.Sent.Phone, e.EstimatedMatched.Phone, e.StandardError.Phone, e.Interval95.Phone)
+	line("total", r.Sent.Email+r.Sent.Phone, e.EstimatedMatched.Total, e.StandardError.Total, e.Interval95.Total)
+	fmt.Fprintf(w, "\nrows read: %d; invalid identifiers: email %d, phone %d\n", r.Rows, r.Invalid.Email, r.Invalid.Phone)
+	fmt.Fprintf(w, "privacy: ε = %.3f per identifier (keep p = %.3f, decoys d = %.2f); no row is matched in this mode\n", e.Epsilon, e.P, e.D)
+	fmt.Fprintf(w, "set: %s", humanBytes(int64(r.SetBytes)))
+	if r.SetFromCache {
+		fmt.Fprintf(w, " (from the local cache)")
+	}
+	fmt.Fprintf(w, "\ntime: %.2fs, sent %s, received %s\n", r.Seconds, humanBytes(r.BytesSent), humanBytes(r.BytesReceived))
+	if reportPath != "" {
+		fmt.Fprintf(w, "report written to %s\n", reportPath)
+	}
+}
+
+// roundCount writes an estimated count as a whole number.
+func roundCount(x float64) string { return fmt.Sprintf("%.0f", x) }
 
 func humanBytes(n int64) string {
 	switch {

@@ -142,7 +142,7 @@ func TestMatchHostileServer(t *testing.T) {
 	raw, _ := os.ReadFile(servers[false].certFile)
 	os.WriteFile(ca, raw, 0o600)
 	report := filepath.Join(dir, "ok.json")
-	if code, _, errOut := runIn(t, "", "match", "--server", servers[false].url, "--token", token, "--ca-cert", ca,
+	if code, _, errOut := runIn(t, "", "match", "--server", servers[false].url, "--token", token, "--ca-cert", ca, "--mode", "count",
 		"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", t.TempDir(), "--quiet"); code != 0 {
 		t.Fatalf("honest server: exit %d\n%s", code, errOut)
 	}

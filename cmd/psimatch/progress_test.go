@@ -36,7 +36,7 @@ func runOnTTY(t *testing.T, args ...string) (int, string) {
 // bars (carriage-return redraws with a step name); with --quiet, or when
 // standard error is not a terminal, it draws none.
 func TestProgressBarsOnlyOnATerminal(t *testing.T) {
-	args := []string{"demo", "--platform", "8000", "--advertiser", "3000"}
+	args := []string{"demo", "--platform", "8000", "--advertiser", "3000", "--mode", "count"}
 	status, tty := runOnTTY(t, args...)
 	if status != 0 || !strings.Contains(strings.ReplaceAll(tty, "\r\n", "\n"), "\r") || !strings.Contains(tty, "precompute platform set") {
 		t.Fatalf("exit %d, no progress bar on a terminal:\n%q", status, tty)

@@ -62,9 +62,17 @@ share --seed-file and read the same inventory. /metrics is served on
 			&cli.StringFlag{Name: "state", Usage: "keep sessions and budgets in this PostgreSQL database (a postgres:// `URL` or \"host=... dbname=...\"), shared by replicas; default: the data directory"},
 			&cli.StringFlag{Name: "seed-file", Usage: "the master seed `FILE` (32 bytes, mode 0600, owned by the server's user) shared by replicas; default: DIR/seed, made on first start"},
 			&cli.StringFlag{Name: "metrics-listen", Value: "127.0.0.1:9464", Usage: "`HOST:PORT` of the Prometheus /metrics listener, apart from the API (empty: none)"},
+			&cli.Float64Flag{Name: "estimate-epsilon", Value: psi.DefaultEstimateEpsilon, Usage: "estimate mode's ε per identifier (default ln 3): what a deviating client can learn about one identifier; p follows with d = 1/4. Changing it re-keys estimate mode, which spends ε again"},
+			&cli.UintFlag{Name: "estimate-bits", Usage: "pin estimate mode's L (12..32); 0 keeps the data directory's, or chooses ceil(log2(eligible/d))+1 at the first build. Replicas with separate data directories must pin the same value"},
+			&cli.UintFlag{Name: "estimate-key-version", Value: 1, Usage: "re-key estimate mode by raising this: new randomness, which spends ε again"},
 		},
 		Action: func(c *cli.Context) error {
+			est := server.EstimateConfig{Epsilon: c.Float64("estimate-epsilon"), Bits: c.Uint("estimate-bits"), Version: c.Uint("estimate-key-version")}
+			if _, err := psi.NewEstimateParams(est.Epsilon, 0, est.Bits, est.Version); err != nil || est.Version == 0 {
+				return usageError("--estimate-epsilon must be 0.05..5, --estimate-bits 0 or 12..32, --estimate-key-version at least 1")
+			}
 			opts := serveOptions{
+				estimate:  est,
 				inventory: c.String("inventory"), format: c.String("inventory-format"), query: c.String("inventory-query"), dataDir: c.String("data-dir"),
 				advertisers: c.String("advertisers"), listen: c.String("listen"), region: c.String("default-region"),
 				tlsCert: c.String("tls-cert"), tlsKey: c.String("tls-key"), tlsHosts: c.StringSlice("tls-host"), plaintext: c.Bool("plaintext"),
@@ -118,6 +126,7 @@ type serveOptions struct {
 	// seedFile the shared seed ("" for DIR/seed), metricsListen the
 	// /metrics address ("" for none).
 	state, seedFile, metricsListen string
+	estimate                       server.EstimateConfig
 }
 
 // runningServer is a started server: its URL, its TLS certificate file (for
@@ -216,7 +225,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	rs.srv, err = server.New(ctx, server.Config{
 		Suite: suite, Seed: seed, SharedSeed: sharedSeed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
-		Logger: log, Progress: bar.adder("precompute platform set", -1), State: rs.state,
+		Logger: log, Progress: bar.adder("precompute platform set", -1), State: rs.state, Estimate: o.estimate,
 	})
 	bar.done()
 	if err != nil {

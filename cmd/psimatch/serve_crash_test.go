@@ -356,7 +356,7 @@ func TestServeCrash(t *testing.T) {
 		}
 		// A correct match (run in this process) finds the planted overlap.
 		report := filepath.Join(dir, "report.json")
-		code, out, errOut := runIn(t, "", "match", "--server", p.url, "--token", token, "--ca-cert", p.cert,
+		code, out, errOut := runIn(t, "", "match", "--server", p.url, "--token", token, "--ca-cert", p.cert, "--mode", "count",
 			"--input", filepath.Join(dir, "customers.csv"), "--report", report, "--cache-dir", filepath.Join(dir, "cache"), "--quiet")
 		if code != 0 {
 			t.Fatalf("match after the crashes: %d\n%s\n%s", code, out, errOut)
@@ -380,21 +380,47 @@ func TestServeCrash(t *testing.T) {
 	})
 
 	t.Run("rotation", func(t *testing.T) {
-		dir := t.TempDir()
-		data := filepath.Join(dir, "data")
-		token, inv, _ := crashSetup(t, dir, platform)
-		link := filepath.Join(dir, "inventory.csv")
-		toPipe, toFile := inventoryLink(t, link, inv)
-		ff := &fifoFeeder{path: link + ".fifo", data: inv}
 		const rotate = 3 * time.Second
-		args := []string{"--inventory", link, "--data-dir", data, "--advertisers", filepath.Join(dir, "advertisers.json"), "--rotate", rotate.String()}
-		p := startServe(t, bin, args...)
-		p.ready(60 * time.Second)
-		first := p.openSession(token, 100)
-		toPipe()
+		var (
+			data, link     string
+			args           []string
+			toPipe, toFile func()
+			ff             *fifoFeeder
+			p              *serveProc
+			token          string
+			first          protocol.SessionResponse
+		)
+		// The epochs are aligned to the clock: on a slow machine the start
+		// may run into the first boundary, and the rotation then reads the
+		// file before the test points the inventory at the pipe. That run
+		// shows nothing; start again in a fresh directory (the precondition
+		// is checked, not timed).
+		for attempt := 0; ; attempt++ {
+			dir := t.TempDir()
+			data = filepath.Join(dir, "data")
+			var inv []byte
+			token, inv, _ = crashSetup(t, dir, platform)
+			link = filepath.Join(dir, "inventory.csv")
+			toPipe, toFile = inventoryLink(t, link, inv)
+			ff = &fifoFeeder{path: link + ".fifo", data: inv}
+			args = []string{"--inventory", link, "--data-dir", data, "--advertisers", filepath.Join(dir, "advertisers.json"), "--rotate", rotate.String()}
+			p = startServe(t, bin, args...)
+			p.ready(60 * time.Second)
+			first = p.openSession(token, 100)
+			toPipe()
+			// The rotation opens the inventory at the end of first's epoch,
+			// never before: if that end is still ahead, it opens the pipe.
+			if now, _, _ := server.EpochID(time.Now(), rotate); now == first.Epoch {
+				break
+			}
+			p.kill()
+			if attempt == 9 {
+				t.Skip("the server never started within one 3s epoch in 10 tries")
+			}
+		}
 		// The rotation opens the inventory at the epoch's end: feed it half
 		// and kill the server while it reads.
-		closePipe := ff.feed(t, len(inv)/2, 2*rotate+30*time.Second)
+		closePipe := ff.feed(t, len(ff.data)/2, 2*rotate+30*time.Second)
 		time.Sleep(200 * time.Millisecond)
 		p.kill()
 		closePipe()

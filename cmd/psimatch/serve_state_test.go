@@ -37,7 +37,7 @@ func stateSetup(t *testing.T, bin, dir string, sessions, elements int) (args []s
 	inv := filepath.Join(dir, "inventory.csv")
 	os.WriteFile(inv, ib.Bytes(), 0o600)
 	adv := filepath.Join(dir, "advertisers.json")
-	code, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", adv, "--name", "durable", "--min-rows", "1",
+	code, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", adv, "--name", "durable", "--min-rows", "1", "--modes", "count",
 		"--sessions-per-day", strconv.Itoa(sessions), "--elements-per-epoch", strconv.Itoa(elements))
 	if code != 0 {
 		t.Fatalf("advertiser add: %d %s", code, errOut)

@@ -82,7 +82,7 @@ func TestServeReloadsAdvertisers(t *testing.T) {
 	}
 
 	seen := s.log.count()
-	status, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", filepath.Join(dir, "adv.json"), "--name", "late", "--min-rows", "1")
+	status, out, errOut := runIn(t, "", "advertiser", "add", "--advertisers", filepath.Join(dir, "adv.json"), "--name", "late", "--min-rows", "1", "--modes", "count")
 	if status != 0 {
 		t.Fatalf("advertiser add: %d\n%s", status, errOut)
 	}

@@ -93,7 +93,10 @@ func (a *Advertiser) Allows(mode psi.Mode) bool { return slices.Contains(a.Modes
 // withDefaults fills the zero limits and modes with the defaults.
 func withDefaults(a Advertiser) Advertiser {
 	if len(a.Modes) == 0 {
-		a.Modes = []psi.Mode{psi.ModeCount}
+		// Estimate mode bounds what even a deviating client learns (ε per
+		// identifier); count and members grant membership-level knowledge
+		// to a client that deviates, so they are opt-in.
+		a.Modes = []psi.Mode{psi.ModeEstimate}
 	}
 	if a.MinRows == 0 {
 		a.MinRows = DefaultMinRows
@@ -138,11 +141,11 @@ func (a *Advertiser) Validate() error {
 		return wrap("token_sha256 must be 64 lowercase hex digits")
 	}
 	if len(a.Modes) == 0 {
-		return wrap("modes: want at least one of count, members")
+		return wrap("modes: want at least one of estimate, count, members")
 	}
 	for i, m := range a.Modes {
 		if !m.Valid() {
-			return wrap("mode %q: want count or members", m)
+			return wrap("mode %q: want estimate, count or members", m)
 		}
 		if slices.Contains(a.Modes[:i], m) {
 			return wrap("mode %q listed twice", m)

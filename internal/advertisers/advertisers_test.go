@@ -55,11 +55,12 @@ func TestAddAndAuthenticate(t *testing.T) {
 	if !ok || a.Name != "acme" {
 		t.Fatalf("Authenticate(acme's token) = %v, %v", a, ok)
 	}
-	want := Advertiser{Name: "acme", TokenSHA256: HashToken(tokA), Modes: []psi.Mode{psi.ModeCount}, MinRows: 1000, MaxRows: 10_000_000, SessionsPerDay: 10, ElementsPerEpoch: 50_000_000, Created: a.Created}
+	want := Advertiser{Name: "acme", TokenSHA256: HashToken(tokA), Modes: []psi.Mode{psi.ModeEstimate}, MinRows: 1000, MaxRows: 10_000_000, SessionsPerDay: 10, ElementsPerEpoch: 50_000_000, Created: a.Created}
 	if ja, jw := mustJSON(a), mustJSON(want); ja != jw || a.Created.IsZero() {
 		t.Errorf("defaults: %s\nwant %s", ja, jw)
 	}
-	if a.Allows(psi.ModeMembers) || !a.Allows(psi.ModeCount) {
+	// Estimate by default; count and members are opt-in.
+	if a.Allows(psi.ModeMembers) || a.Allows(psi.ModeCount) || !a.Allows(psi.ModeEstimate) {
 		t.Errorf("acme's modes: %v", a.Modes)
 	}
 	if g, ok := r.Authenticate(tokB); !ok || g.Name != "globex" || !g.Allows(psi.ModeMembers) {
@@ -72,7 +73,7 @@ func TestAddAndAuthenticate(t *testing.T) {
 	}
 	// The result is a copy.
 	a.Modes[0] = psi.ModeMembers
-	if again, _ := r.Authenticate(tokA); again.Modes[0] != psi.ModeCount {
+	if again, _ := r.Authenticate(tokA); again.Modes[0] != psi.ModeEstimate {
 		t.Error("Authenticate returned the registry's own slice")
 	}
 	if r.Len() != 2 || r.List()[1].Name != "globex" {

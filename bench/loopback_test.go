@@ -36,8 +36,13 @@ var (
 )
 
 // psimatchBinary builds the binary once for the benchmarks.
+// PSIMATCH_BENCH_BIN names a prebuilt binary instead (to measure another
+// version of psimatch with the same benchmark).
 func psimatchBinary(b *testing.B) string {
 	binOnce.Do(func() {
+		if binPath = os.Getenv("PSIMATCH_BENCH_BIN"); binPath != "" {
+			return
+		}
 		dir, err := os.MkdirTemp("", "psimatch-bench-bin-")
 		if err != nil {
 			binErr = err

@@ -86,7 +86,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 			}
 		})
 		return err
-	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress})
+	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress, ProgressTotal: s.cfg.ProgressTotal, SpillDir: s.spillDir()})
 	ev := InventoryLoad{Source: srcName, Epoch: id, Reason: reason, Summary: sum, Seconds: time.Since(t0).Seconds()}
 	if err != nil {
 		ev.Error = err.Error()
@@ -174,4 +174,13 @@ func (s *Server) rebuild(ctx context.Context, reason string) error {
 		}
 	}
 	return nil
+}
+
+// spillDir is where the set build spills its prefixes: the data directory,
+// or the system's temporary directory without one.
+func (s *Server) spillDir() string {
+	if s.cfg.Dir == nil {
+		return ""
+	}
+	return s.cfg.Dir.Path()
 }

@@ -157,12 +157,13 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	}
 	bar := newProgress(progw, o.quiet)
 	defer bar.done()
+	precomputed, precomputeTotal := bar.counter("precompute platform set")
 	srvCtx, cancel := context.WithCancel(context.Background())
 	rs.cancel = cancel
 	rs.srv, err = server.New(ctx, server.Config{
 		Suite: suite, Seed: seed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
-		Logger: log, Progress: bar.adder("precompute platform set", -1),
+		Logger: log, Progress: precomputed, ProgressTotal: precomputeTotal,
 	})
 	bar.done()
 	if err != nil {

@@ -107,4 +107,3 @@ func cachedSet(b *testing.B, data string) (int, int) {
 	}
 	return len(count), meta.Size
 }
-

@@ -78,9 +78,9 @@ const buildBatch = 512
 // outputs' 128-bit prefixes are partitioned by their top bits into a
 // temporary file in opt.SpillDir as they are evaluated, then read back,
 // sorted and coded one bucket at a time (see spill.go). Besides the coded
-// sets the build holds about 8 MiB of partition buffers, the batches in
-// flight (2 · GOMAXPROCS · 512 identifiers) and one bucket (16 bytes per
-// 1024 identifiers).
+// sets the build holds about 2 MiB of partition buffers, the batches in
+// flight (about 3 · GOMAXPROCS batches of 512 identifiers) and one bucket
+// (32 bytes per 256 identifiers).
 func BuildSet(ctx context.Context, key *Key, scan func(yield func(inventory.Eligible) error) error, opt BuildOptions) (*PlatformSet, error) {
 	if opt.MaxClientRows == 0 {
 		opt.MaxClientRows = DefaultMaxClientRows

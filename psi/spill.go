@@ -20,12 +20,13 @@ import (
 // run.
 //
 // Memory, whatever the inventory: the chunks being filled (at most
-// 2 · 2^spillBucketBits · spillChunk · 16 bytes = 8 MiB), one bucket being
-// coded (n · 16 / 2^spillBucketBits bytes: 16 bytes per 1024 identifiers)
-// and the chunk numbers (4 bytes per chunk: one byte per 1024 identifiers),
-// besides the coded sets themselves. The file holds 32 bytes per identifier.
+// 2 · 2^spillBucketBits · spillChunk · 16 bytes = 2 MiB), one bucket being
+// coded (n · 32 / 2^spillBucketBits bytes, prefixes and their truncations:
+// 1.25 MiB per 10^7 identifiers) and the chunk numbers (4 bytes per chunk:
+// 2 bytes per 1024 identifiers), besides the coded sets themselves. The
+// file holds 32 bytes per identifier.
 var (
-	spillBucketBits uint = 10
+	spillBucketBits uint = 8
 	spillChunk           = 256 // prefixes per chunk (4 KiB)
 )
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -124,12 +125,12 @@ func openInventory(c *cli.Context, spec string, format inventory.Format) (invent
 		if format == inventory.Auto {
 			return nil, nil, usageError("--inventory -: standard input needs --format csv or --format jsonl")
 		}
-		src, err := inventory.NewSource(c.App.Reader, "standard input", format)
+		src, err := inventory.NewSource(decompress.Reader(c.App.Reader, "standard input"), "standard input", format)
 		return src, func() error { return nil }, err
 	}
 	if format == inventory.Auto {
 		var err error
-		if format, err = inventory.FormatOf(spec); err != nil {
+		if format, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
 			return nil, nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
 		}
 	}
@@ -143,7 +144,7 @@ func openInventoryFile(path string, format inventory.Format) (inventory.Source, 
 	if err != nil {
 		return nil, nil, withHint(err, exitInput, "check the path given to --inventory")
 	}
-	src, err := inventory.NewSource(f, path, format)
+	src, err := inventory.NewSource(decompress.Reader(f, path), path, format)
 	if err != nil {
 		f.Close()
 		return nil, nil, err

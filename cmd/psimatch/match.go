@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/atomicfile"
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/customers"
@@ -123,6 +124,7 @@ func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 	if fi, err := f.Stat(); err == nil && bar.enabled {
 		in = &countingReader{r: f, step: "read and normalize " + filepath.Base(path), total: fi.Size(), bar: bar}
 	}
+	in = decompress.Reader(in, path) // gzip or zstd, by their magic bytes
 	shown := 0
 	hidden := 0
 	list, err := customers.Read(in, customers.Options{

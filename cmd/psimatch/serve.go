@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/psi"
@@ -266,7 +267,7 @@ func inventoryOpener(spec, format, query string) (func(ctx context.Context) (inv
 		return nil, usageError("--inventory-format: want csv or jsonl")
 	}
 	if f == inventory.Auto {
-		if f, err = inventory.FormatOf(spec); err != nil {
+		if f, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
 			return nil, withHint(err, exitUsage, "pass --inventory-format csv or jsonl")
 		}
 	}

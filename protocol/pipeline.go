@@ -161,12 +161,6 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 		if stopped(j.index) {
 			continue
 		}
-		out, err := j.b.Finalize(j.ev)
-		j.ev, j.b = nil, nil
-		if err != nil {
-			fail(j.index, batchErr(j, err))
-			continue
-		}
 		bits := sess.Info.SetBits
 		if bits < 1 || bits > setcodec.MaxBits || bits > uint(8*sess.Suite.OutputSize()) {
 			<-setReady // the set check refuses such a set
@@ -175,7 +169,12 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 			}
 			bits = set.Bits()
 		}
-		q := truncateOutputs(sess.Suite, out, bits)
+		q, err := psi.FinalizeTruncated(j.b, j.ev, bits)
+		j.ev, j.b = nil, nil
+		if err != nil {
+			fail(j.index, batchErr(j, err))
+			continue
+		}
 		select {
 		case <-setReady:
 		case <-ctx.Done():
@@ -202,16 +201,4 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 		return found, context.Cause(ctx)
 	}
 	return found, nil
-}
-
-// truncateOutputs truncates each output to the set's bit length (what
-// Suite.Lookup does), so a batch keeps 16 bytes per element, not the
-// outputs, while it waits for the set.
-func truncateOutputs(s *psi.Suite, outputs []byte, bits uint) []setcodec.Value {
-	osize := s.OutputSize()
-	q := make([]setcodec.Value, len(outputs)/osize)
-	for i := range q {
-		q[i] = setcodec.Truncate(outputs[i*osize:(i+1)*osize], bits)
-	}
-	return q
 }

@@ -18,12 +18,12 @@ import (
 const pipelineDepth = 2
 
 // Members-mode batches are cut to about an eighth of a kind (at least
-// 4096, at most 65536 elements) so the pipeline has batches to overlap;
+// 16384, at most 65536 elements) so the pipeline has batches to overlap;
 // members mode answers in order, so the split reveals nothing. Count mode
 // keeps max_batch: each of its batches is shuffled on its own, and an
 // honest client sends as few as it can (protocol/README.md).
 const (
-	minPipelineBatch = 4096
+	minPipelineBatch = 16384
 	maxPipelineBatch = 65536
 )
 

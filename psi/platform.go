@@ -173,6 +173,11 @@ func BuildSet(ctx context.Context, key *Key, scan func(yield func(inventory.Elig
 	if scanErr != nil {
 		return nil, scanErr
 	}
+	// The scan's state (the inventory's de-duplication keys: the largest
+	// thing besides the sets that grows with the inventory) is garbage now.
+	// Collect it before the coded sets are allocated, so the heap does not
+	// hold both: one collection per epoch build.
+	runtime.GC()
 	return encodeSet(key, sp, opt.MaxClientRows)
 }
 

@@ -122,7 +122,6 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 			case <-ctx.Done():
 				return
 			}
-			c.progress("blind "+j.k.String(), int64(j.lo), int64(len(found.Get(j.k))))
 			b, err := psi.NewBlinder(sess.Suite, sess.Mode, sess.pk)
 			if err == nil {
 				j.b = b

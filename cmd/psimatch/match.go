@@ -53,6 +53,7 @@ Identifiers are normalized, deduplicated and blinded before anything is sent.`,
 }
 
 func matchAction(c *cli.Context) error {
+	tuneGC() // GOGC=50 unless set: see gc.go
 	mode, err := psi.ParseMode(c.String("mode"))
 	if err != nil {
 		return usageError("--mode: want count or members")

@@ -53,7 +53,7 @@ gracefully.`,
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 		},
 		Action: func(c *cli.Context) error {
-			tuneServerGC()
+			tuneGC()
 			opts := serveOptions{
 				inventory: c.String("inventory"), format: c.String("inventory-format"), query: c.String("inventory-query"), dataDir: c.String("data-dir"),
 				advertisers: c.String("advertisers"), listen: c.String("listen"), region: c.String("default-region"),

@@ -30,6 +30,12 @@ var (
 	spillChunk           = 256 // prefixes per chunk (4 KiB)
 )
 
+// createSpillFile makes the spill file (a variable so a test can hand the
+// build a file that fails).
+var createSpillFile = func(dir string) (*os.File, error) {
+	return os.CreateTemp(dir, ".psimatch-build-*.spill")
+}
+
 // spill is the partition of one set build's prefixes. It is used from one
 // goroutine.
 type spill struct {
@@ -51,7 +57,7 @@ func newSpill(dir string) (*spill, error) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	f, err := os.CreateTemp(dir, ".psimatch-build-*.spill")
+	f, err := createSpillFile(dir)
 	if err != nil {
 		return nil, fmt.Errorf("psi: creating the set build's spill file in %s: %w (give a writable directory with room for 32 bytes per identifier)", dir, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -180,5 +181,73 @@ func TestBuildSetSpillWriteFails(t *testing.T) {
 	err = sp.add(make([]Prefix, 1), make([]Prefix, 1))
 	if err == nil || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("err = %v, want a write error naming %s", err, dir)
+	}
+}
+
+// TestBuildSetStopsWhenSpillFails: the spill file fails its writes midway
+// (as a full disk would: here it was opened read-only) while the scan and
+// the evaluating workers are running. BuildSet returns an error naming the
+// directory, without a set and without hanging, and stops the scan.
+func TestBuildSetStopsWhenSpillFails(t *testing.T) {
+	withSpillParams(t, 2, 4)
+	dir := t.TempDir()
+	old := createSpillFile
+	t.Cleanup(func() { createSpillFile = old })
+	createSpillFile = func(dir string) (*os.File, error) {
+		f, err := os.CreateTemp(dir, "ro-*.spill")
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		return os.Open(f.Name())
+	}
+	cfg := synth.Config{Seed: 9, PlatformIDs: 20000, AdvertiserRows: 10, Overlap: 5}
+	var inv bytes.Buffer
+	if err := synth.WriteInventory(&inv, cfg); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := testKey(t, "ristretto255", false)
+	yielded := 0
+	set, err := BuildSet(context.Background(), k, func(yield func(inventory.Eligible) error) error {
+		_, err := inventory.Scan(context.Background(), bytes.NewReader(inv.Bytes()), "inv.csv", inventory.CSV, policy, func(e inventory.Eligible) error {
+			yielded++
+			return yield(e)
+		}, nil)
+		return err
+	}, BuildOptions{SpillDir: dir})
+	if set != nil || err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("set %v, err %v; want no set and an error naming %s", set != nil, err, dir)
+	}
+	if yielded >= 14000 {
+		t.Errorf("the scan went on to the end (%d eligible) after the spill failed", yielded)
+	}
+	t.Log(err)
+}
+
+// TestSpillFileUnlinkedAtOnce: on systems that allow it the spill file has
+// no name while the build runs, so a killed server leaves nothing behind.
+func TestSpillFileUnlinkedAtOnce(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("an open file cannot be removed on Windows: it is removed at Close")
+	}
+	dir := t.TempDir()
+	sp, err := newSpill(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if err := sp.add(make([]Prefix, 600), make([]Prefix, 600)); err != nil {
+		t.Fatal(err)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("the spill file is visible in %s while in use", dir)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -96,5 +97,39 @@ func TestPipelinedClientOverlapsSetDownload(t *testing.T) {
 	}
 	if rep.Matched.Email != f.truth.OverlapKinds["email"] || rep.Matched.Phone != f.truth.OverlapKinds["phone"] {
 		t.Fatalf("count: matched %+v, planted %v", rep.Matched, f.truth.OverlapKinds)
+	}
+}
+
+// TestPipelinedClientCancel: the caller cancels the match while a batch is
+// being evaluated. Match returns an error wrapping context.Canceled, no
+// report, and none of its pipeline's goroutines stays behind.
+func TestPipelinedClientCancel(t *testing.T) {
+	f := newFixture(t, false)
+	inner := f.srv.Handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/evaluate") {
+			io.Copy(io.Discard, r.Body) // so the server notices the client leaving
+			cancel()
+			<-r.Context().Done() // the client gives up on this request
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	defer ts.Close()
+	c := &protocol.Client{Server: ts.URL, Token: f.tokens["member"], HTTP: ts.Client()}
+	rep, err := c.Match(ctx, f.list, protocol.MatchOptions{Mode: psi.ModeMembers})
+	if rep != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("report %v, error %v; want no report and context.Canceled", rep != nil, err)
+	}
+	deadline := time.Now().Add(10 * time.Second) // a bound for a failing run only
+	for strings.Contains(goroutineDump(), "runPipeline") {
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline goroutines left behind:\n%s", goroutineDump())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -27,7 +27,11 @@
 //   - x-hashed: psimatch end to end ÷ the status quo, SHA-256 of normalized
 //     identifiers looked up in a Go map (the price of privacy);
 //   - x-base: verifiable mode ÷ base mode;
-//   - x-entropy: bytes per element of the coded set ÷ the entropy bound.
+//   - x-entropy: bytes per element of the coded set ÷ the entropy bound;
+//   - x-bound (BenchmarkServerMemory): the server's peak memory ÷ (2 × one
+//     coded set + 96 MiB), issue 18's bound;
+//   - x-sequential (BenchmarkPipeline): the pipelined Client.Match ÷ the
+//     sequential client it replaced, interleaved in the same run.
 //
 // The default run keeps to batches of 1024 and 4096 (16384 for the
 // precompute, whose workers take 4096 identifiers at a time, and 2^16 and

@@ -36,8 +36,13 @@ var (
 )
 
 // psimatchBinary builds the binary once for the benchmarks.
+// PSIMATCH_BENCH_BIN names a prebuilt binary instead (to measure another
+// version of psimatch with the same benchmark).
 func psimatchBinary(b *testing.B) string {
 	binOnce.Do(func() {
+		if binPath = os.Getenv("PSIMATCH_BENCH_BIN"); binPath != "" {
+			return
+		}
 		dir, err := os.MkdirTemp("", "psimatch-bench-bin-")
 		if err != nil {
 			binErr = err
@@ -57,7 +62,18 @@ func psimatchBinary(b *testing.B) string {
 
 type loopbackSize struct{ platform, advertiser int }
 
+// PSIMATCH_BENCH_LOOPBACK="PxA[,PxA...]" runs the given sizes instead.
 func loopbackSizes() []loopbackSize {
+	if env := os.Getenv("PSIMATCH_BENCH_LOOPBACK"); env != "" {
+		var sizes []loopbackSize
+		for _, f := range strings.Split(env, ",") {
+			var sz loopbackSize
+			if _, err := fmt.Sscanf(f, "%dx%d", &sz.platform, &sz.advertiser); err == nil {
+				sizes = append(sizes, sz)
+			}
+		}
+		return sizes
+	}
 	sizes := []loopbackSize{{50_000, 5_000}}
 	if large {
 		sizes = append(sizes,

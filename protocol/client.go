@@ -223,30 +223,13 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	info := &sess.Info
 	rep := &Report{Mode: sess.Mode, Epoch: info.Epoch, Suite: info.Suite, Verifiable: info.Verifiable, Rows: list.Rows,
 		ServerSetSize: info.SetSize, SetBytes: info.SetBytes, Invalid: list.Invalid, Sent: sent}
-	set, cached, err := sess.Set(ctx, opt.MaxSetBytes)
+	found, err := c.runPipeline(ctx, sess, list, func(ctx context.Context) (*setcodec.Set, error) {
+		set, cached, err := sess.Set(ctx, opt.MaxSetBytes)
+		rep.SetFromCache = cached
+		return set, err
+	}, rep)
 	if err != nil {
 		return nil, err
-	}
-	rep.SetFromCache = cached
-	var found ident.PerKind[[]bool]
-	for _, k := range ident.Kinds {
-		inputs := list.Inputs.Get(k)
-		f := make([]bool, 0, len(inputs))
-		for lo := 0; lo < len(inputs); lo += info.MaxBatch {
-			hi := min(len(inputs), lo+info.MaxBatch)
-			got, err := sess.Batch(ctx, set, k, inputs[lo:hi])
-			if err != nil {
-				return nil, fmt.Errorf("%s batch of %d: %w", k, hi-lo, err)
-			}
-			f = append(f, got...)
-			for _, m := range got {
-				if m {
-					*rep.Matched.At(k)++
-				}
-			}
-			c.progress("match "+k.String(), int64(hi), int64(len(inputs)))
-		}
-		*found.At(k) = f
 	}
 	if sess.Mode == psi.ModeEstimate {
 		if err := estimateReport(rep, info); err != nil {

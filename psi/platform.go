@@ -2,6 +2,7 @@ package psi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -44,6 +45,14 @@ type BuildOptions struct {
 	// Progress, if set, is called from the evaluating goroutines with the
 	// number of identifiers just evaluated.
 	Progress func(n int)
+	// ProgressTotal, if set, is called once, when the scan has ended, with
+	// the number of identifiers to evaluate (the total of Progress's counts).
+	ProgressTotal func(total int)
+	// SpillDir is where the build keeps its temporary file of output
+	// prefixes (32 bytes per identifier, removed when BuildSet returns; on
+	// Unix it is unlinked as soon as it is created). Empty means
+	// os.TempDir(). The server passes its data directory.
+	SpillDir string
 }
 
 // buildBatch is how many eligible identifiers travel together from the
@@ -64,24 +73,46 @@ const buildBatch = 512
 // Each identifier must be yielded once (inventory.Run does so). Scanning and
 // evaluation overlap: the scan runs in the caller's goroutine while
 // GOMAXPROCS workers evaluate the batches it fills.
+//
+// Memory does not grow with the inventory beyond the coded sets: the
+// outputs' 128-bit prefixes are partitioned by their top bits into a
+// temporary file in opt.SpillDir as they are evaluated, then read back,
+// sorted and coded one bucket at a time (see spill.go). Besides the coded
+// sets the build holds about 2 MiB of partition buffers, the batches in
+// flight (about 3 · GOMAXPROCS batches of 512 identifiers) and one bucket
+// (32 bytes per 256 identifiers).
 func BuildSet(ctx context.Context, key *Key, scan func(yield func(inventory.Eligible) error) error, opt BuildOptions) (*PlatformSet, error) {
 	if opt.MaxClientRows == 0 {
 		opt.MaxClientRows = DefaultMaxClientRows
 	}
+	sp, err := newSpill(opt.SpillDir)
+	if err != nil {
+		return nil, err
+	}
+	defer sp.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
 	type result struct{ count, members []Prefix }
-	batches := make(chan []ident.Input, runtime.GOMAXPROCS(0))
-	results := make(chan result, runtime.GOMAXPROCS(0))
+	workers := runtime.GOMAXPROCS(0)
+	batches := make(chan []ident.Input, workers)
+	results := make(chan result, workers)
+	free := make(chan result, 2*workers) // prefix buffers handed back by the partition
 	var wg sync.WaitGroup
-	var evalErr error
-	var errOnce sync.Once
-	for range runtime.GOMAXPROCS(0) {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for in := range batches {
-				r := result{make([]Prefix, len(in)), make([]Prefix, len(in))}
+				var r result
+				select {
+				case r = <-free:
+				default:
+					r = result{make([]Prefix, buildBatch), make([]Prefix, buildBatch)}
+				}
+				r.count, r.members = r.count[:len(in)], r.members[:len(in)]
 				if err := key.evaluateRange(in, r.count, r.members); err != nil {
-					errOnce.Do(func() { evalErr = err })
+					cancel(err)
 					continue
 				}
 				if opt.Progress != nil {
@@ -91,46 +122,63 @@ func BuildSet(ctx context.Context, key *Key, scan func(yield func(inventory.Elig
 			}
 		}()
 	}
-	var count, members []Prefix
-	gathered := make(chan struct{})
+	partitioned := make(chan struct{})
 	go func() {
+		defer close(partitioned)
 		for r := range results {
-			count = append(count, r.count...)
-			members = append(members, r.members...)
+			if context.Cause(ctx) == nil {
+				if err := sp.add(r.count, r.members); err != nil {
+					cancel(err)
+				}
+			}
+			select {
+			case free <- result{r.count[:cap(r.count)], r.members[:cap(r.members)]}:
+			default:
+			}
 		}
-		close(gathered)
 	}()
 
+	total := 0
 	batch := make([]ident.Input, 0, buildBatch)
+	send := func() error {
+		select {
+		case batches <- batch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		total += len(batch)
+		batch = make([]ident.Input, 0, buildBatch)
+		return nil
+	}
 	scanErr := scan(func(e inventory.Eligible) error {
 		batch = append(batch, e.Input())
 		if len(batch) == buildBatch {
-			select {
-			case batches <- batch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			batch = make([]ident.Input, 0, buildBatch)
+			return send()
 		}
 		return nil
 	})
 	if scanErr == nil && len(batch) > 0 {
-		batches <- batch
+		scanErr = send()
 	}
 	close(batches)
+	if scanErr == nil && opt.ProgressTotal != nil {
+		opt.ProgressTotal(total)
+	}
 	wg.Wait()
 	close(results)
-	<-gathered
+	<-partitioned
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
 	if scanErr != nil {
 		return nil, scanErr
 	}
-	if evalErr != nil {
-		return nil, evalErr
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return encodeSet(key, count, members, opt.MaxClientRows)
+	// The scan's state (the inventory's de-duplication keys: the largest
+	// thing besides the sets that grows with the inventory) is garbage now.
+	// Collect it before the coded sets are allocated, so the heap does not
+	// hold both: one collection per epoch build.
+	runtime.GC()
+	return encodeSet(key, sp, opt.MaxClientRows)
 }
 
 // evaluateRange evaluates a batch in the calling goroutine only (BuildSet
@@ -150,30 +198,33 @@ func (k *Key) evaluateRange(inputs []ident.Input, count, members []Prefix) error
 	return nil
 }
 
-// encodeSet truncates the prefixes to the set's bit length and codes them.
-func encodeSet(key *Key, count, members []Prefix, maxClientRows uint64) (*PlatformSet, error) {
-	n := len(count)
+// encodeSet truncates the partitioned prefixes to the set's bit length and
+// codes them, bucket by bucket.
+func encodeSet(key *Key, sp *spill, maxClientRows uint64) (*PlatformSet, error) {
+	n := sp.n
 	bits := setcodec.Bits(maxClientRows, uint64(n))
 	if bits > setcodec.MaxBits {
 		return nil, fmt.Errorf("psi: a set of %d identifiers for lists of %d rows needs %d-bit outputs, above the limit of %d", n, maxClientRows, bits, setcodec.MaxBits)
 	}
 	ps := &PlatformSet{Suite: key.suite.Name(), Epoch: key.epoch, Size: n, Bits: bits, MaxClientRows: maxClientRows}
 	var err error
-	if ps.Count, err = encodePrefixes(count, bits); err != nil {
+	if ps.Count, err = encodeSpilled(sp, 0, bits); err != nil {
 		return nil, err
 	}
-	if ps.Members, err = encodePrefixes(members, bits); err != nil {
+	if ps.Members, err = encodeSpilled(sp, 1, bits); err != nil {
 		return nil, err
 	}
 	return ps, nil
 }
 
-// encodePrefixes truncates in place into Values and codes them, so the
-// prefixes' memory is released as soon as the coded set exists.
-func encodePrefixes(ps []Prefix, bits uint) ([]byte, error) {
-	vals := make([]setcodec.Value, len(ps))
-	for i := range ps {
-		vals[i] = setcodec.Truncate(ps[i][:], bits)
+// encodeSpilled codes one set, expecting every value distinct. Two
+// identifiers whose outputs agree in all the set's bits (a chance below
+// 2^-40 per session's worth) are one value; if that moves the Rice
+// parameter the set is coded again with the true count.
+func encodeSpilled(sp *spill, set int, bits uint) ([]byte, error) {
+	out, got, err := sp.encode(set, bits, uint64(sp.n))
+	if errors.Is(err, setcodec.ErrEncoderCount) {
+		out, _, err = sp.encode(set, bits, got)
 	}
-	return setcodec.Encode(vals, bits)
+	return out, err
 }

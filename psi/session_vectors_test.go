@@ -103,7 +103,15 @@ func makeSessionVectors(t *testing.T) *sessionVectors {
 	if err := key.evaluateRange(inputs, count, members); err != nil {
 		t.Fatal(err)
 	}
-	ps, err := encodeSet(key, count, members, DefaultMaxClientRows)
+	sp, err := newSpill(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if err := sp.add(count, members); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := encodeSet(key, sp, DefaultMaxClientRows)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,7 +174,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 	}
 	ps, err := psi.BuildSet(ctx, key, func(yield func(inventory.Eligible) error) error {
 		return res.Yield(ctx, func(e inventory.Eligible) error { eb.add(e); return yield(e) })
-	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress})
+	}, psi.BuildOptions{MaxClientRows: s.cfg.MaxClientRows, Progress: s.cfg.Progress, ProgressTotal: s.cfg.ProgressTotal, SpillDir: s.spillDir()})
 	if err != nil {
 		secret.Wipe()
 		return fail(fmt.Errorf("building the set of epoch %s: %w", id, err))
@@ -360,4 +360,13 @@ func (s *Server) rebuild(ctx context.Context, reason string) error {
 		}
 	}
 	return nil
+}
+
+// spillDir is where the set build spills its prefixes: the data directory,
+// or the system's temporary directory without one.
+func (s *Server) spillDir() string {
+	if s.cfg.Dir == nil {
+		return ""
+	}
+	return s.cfg.Dir.Path()
 }

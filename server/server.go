@@ -57,6 +57,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Progress, if set, is called as the platform's identifiers are evaluated.
 	Progress func(n int)
+	// ProgressTotal, if set, is called with the number of identifiers to
+	// evaluate once the inventory scan has ended.
+	ProgressTotal func(total int)
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
 	// State keeps sessions, budget usage and refusal counters (default: in

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/pginventory"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -164,11 +165,19 @@ func openInventory(c *cli.Context, spec string, format inventory.Format) (invent
 			return nil, withHint(errors.New("--inventory -: standard input is not a file"), exitUsage,
 				"deny wins reads the inventory more than once: redirect a file (< inventory.csv) or give it with --inventory")
 		}
-		return inventory.ReaderOpener(rs, "standard input", format), nil
+		// Each pass rewinds standard input and decodes it afresh (it may be
+		// gzip or zstd).
+		return func(context.Context) (inventory.Source, func() error, error) {
+			if _, err := rs.Seek(0, io.SeekStart); err != nil {
+				return nil, nil, fmt.Errorf("standard input: %w", err)
+			}
+			src, err := inventory.NewSource(decompress.Reader(rs, "standard input"), "standard input", format)
+			return src, func() error { return nil }, err
+		}, nil
 	}
 	if format == inventory.Auto {
 		var err error
-		if format, err = inventory.FormatOf(spec); err != nil {
+		if format, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
 			return nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
 		}
 	}
@@ -187,7 +196,7 @@ func openInventoryFile(path string, format inventory.Format) (inventory.Source, 
 	if err != nil {
 		return nil, nil, withHint(err, exitInput, "check the path given to --inventory")
 	}
-	src, err := inventory.NewSource(f, path, format)
+	src, err := inventory.NewSource(decompress.Reader(f, path), path, format)
 	if err != nil {
 		f.Close()
 		return nil, nil, err

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/atomicfile"
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/customers"
@@ -61,6 +62,7 @@ before a session is opened.`,
 }
 
 func matchAction(c *cli.Context) error {
+	tuneGC() // GOGC=50 unless set: see gc.go
 	mode, err := psi.ParseMode(c.String("mode"))
 	if err != nil {
 		return usageError("--mode: want estimate, count or members")
@@ -152,6 +154,7 @@ func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 			in = &countingReader{r: f, step: "read and normalize " + name, total: fi.Size(), bar: bar}
 		}
 	}
+	in = decompress.Reader(in, path) // gzip or zstd, by their magic bytes
 	shown := 0
 	hidden := 0
 	list, err := customers.Read(in, customers.Options{

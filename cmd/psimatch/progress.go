@@ -46,6 +46,8 @@ func (p *progress) set(step string, done, total int64) {
 			progressbar.OptionThrottle(100_000_000),
 			progressbar.OptionClearOnFinish(),
 		)
+	} else if total >= 0 && total != p.bar.GetMax64() {
+		p.bar.ChangeMax64(total) // the total became known
 	}
 	p.bar.Set64(done)
 }
@@ -65,6 +67,32 @@ func (p *progress) adder(step string, total int64) func(n int) {
 		mu.Unlock()
 		p.set(step, d, total)
 	}
+}
+
+// counter is adder for a step whose total becomes known on the way:
+// setTotal gives it to the bar.
+func (p *progress) counter(step string) (add func(n int), setTotal func(total int)) {
+	if !p.enabled {
+		return nil, nil
+	}
+	var mu sync.Mutex
+	var done int64
+	total := int64(-1)
+	add = func(n int) {
+		mu.Lock()
+		done += int64(n)
+		d, t := done, total
+		mu.Unlock()
+		p.set(step, d, t)
+	}
+	setTotal = func(n int) {
+		mu.Lock()
+		total = int64(n)
+		d := done
+		mu.Unlock()
+		p.set(step, d, int64(n))
+	}
+	return add, setTotal
 }
 
 func (p *progress) finishLocked() {

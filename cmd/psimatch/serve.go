@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/audit"
+	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/internal/state"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
@@ -67,6 +68,7 @@ share --seed-file and read the same inventory. /metrics is served on
 			&cli.UintFlag{Name: "estimate-key-version", Value: 1, Usage: "re-key estimate mode by raising this: new randomness, which spends ε again"},
 		},
 		Action: func(c *cli.Context) error {
+			tuneGC()
 			est := server.EstimateConfig{Epsilon: c.Float64("estimate-epsilon"), Bits: c.Uint("estimate-bits"), Version: c.Uint("estimate-key-version")}
 			if _, err := psi.NewEstimateParams(est.Epsilon, 0, est.Bits, est.Version); err != nil || est.Version == 0 {
 				return usageError("--estimate-epsilon must be 0.05..5, --estimate-bits 0 or 12..32, --estimate-key-version at least 1")
@@ -220,12 +222,13 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	}
 	bar := newProgress(progw, o.quiet)
 	defer bar.done()
+	precomputed, precomputeTotal := bar.counter("precompute platform set")
 	srvCtx, cancel := context.WithCancel(context.Background())
 	rs.cancel = cancel
 	rs.srv, err = server.New(ctx, server.Config{
 		Suite: suite, Seed: seed, SharedSeed: sharedSeed, Dir: dir, Audit: rs.audit, Advertisers: o.advertisers,
 		OpenInventory: open, Policy: policy, Rotate: o.rotate, MaxClientRows: o.maxClientRows,
-		Logger: log, Progress: bar.adder("precompute platform set", -1), State: rs.state, Estimate: o.estimate,
+		Logger: log, Progress: precomputed, ProgressTotal: precomputeTotal, State: rs.state, Estimate: o.estimate,
 	})
 	bar.done()
 	if err != nil {
@@ -332,7 +335,7 @@ func inventoryOpener(spec, format, query string) (func(ctx context.Context) (inv
 		return nil, usageError("--inventory-format: want csv or jsonl")
 	}
 	if f == inventory.Auto {
-		if f, err = inventory.FormatOf(spec); err != nil {
+		if f, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
 			return nil, withHint(err, exitUsage, "pass --inventory-format csv or jsonl")
 		}
 	}

@@ -48,22 +48,29 @@ func Encode(values []Value, nbits uint) ([]byte, error) {
 // writeBody writes the Rice codes of the gaps of the sorted distinct values.
 func writeBody(w *bitWriter, values []Value, k uint) {
 	var base Value // the least value the next one can take
-	low := mask(k)
 	for _, v := range values {
-		d := sub(v, base)
-		base, _ = add(v, Value{0, 1})
-		q := shr(d, k).Lo // < 2^50, see bodyBounds
-		for ; q >= 64; q -= 64 {
-			w.write(0, 64)
-		}
-		w.write(1, uint(q)+1)
-		if k > 64 {
-			w.write(d.Hi&low.Hi, k-64)
-			w.write(d.Lo, 64)
-		} else {
-			w.write(d.Lo&low.Lo, k)
-		}
+		base = writeCode(w, v, base, k)
 	}
+}
+
+// writeCode writes the Rice code of v's gap above base (v ≥ base) and
+// returns the least value the next one can take.
+func writeCode(w *bitWriter, v, base Value, k uint) Value {
+	d := sub(v, base)
+	q := shr(d, k).Lo // < 2^50, see bodyBounds
+	for ; q >= 64; q -= 64 {
+		w.write(0, 64)
+	}
+	w.write(1, uint(q)+1)
+	low := mask(k)
+	if k > 64 {
+		w.write(d.Hi&low.Hi, k-64)
+		w.write(d.Lo, 64)
+	} else {
+		w.write(d.Lo&low.Lo, k)
+	}
+	next, _ := add(v, Value{0, 1})
+	return next
 }
 
 // sortValues sorts values in increasing order.

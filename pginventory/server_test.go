@@ -2,17 +2,15 @@ package pginventory
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/psimatch/psimatch/internal/state/pgtest"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -23,59 +21,20 @@ import (
 // The role must be allowed to create databases: each test makes its own and
 // drops it after.
 
-const envServer = "PSIMATCH_TEST_POSTGRES"
-
-// testDB creates a database for the test and returns a connection string for
-// it and a read-write connection to it for setting it up.
+// testDB creates a database for the test (pgtest.Database, which skips the
+// test when PSIMATCH_TEST_POSTGRES is unset) and returns a connection string
+// for it and a read-write connection to it for setting it up.
 func testDB(t *testing.T) (string, *pgx.Conn) {
 	t.Helper()
-	server := os.Getenv(envServer)
-	if server == "" {
-		t.Skipf("%s is unset: run `source .ci/postgres.sh` first (it starts PostgreSQL on 127.0.0.1 and sets it), or set it to a postgres:// URL of a role that may create databases", envServer)
-	}
+	conn := pgtest.Database(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, server)
-	if err != nil {
-		t.Fatalf("%s: %v", envServer, err)
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "psimatch_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		admin.Close(ctx)
-		t.Fatalf("CREATE DATABASE: %v", err)
-	}
-	conn := withDatabase(t, server, name)
 	db, err := pgx.Connect(ctx, conn)
 	if err != nil {
 		t.Fatalf("connecting to the test database: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		db.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-		admin.Close(ctx)
-	})
+	t.Cleanup(func() { db.Close(context.Background()) })
 	return conn, db
-}
-
-// withDatabase returns the connection string conn with its database set to
-// name.
-func withDatabase(t *testing.T, conn, name string) string {
-	t.Helper()
-	if IsConnString(conn) && !strings.Contains(conn, "://") {
-		return conn + " dbname=" + name
-	}
-	u, err := url.Parse(conn)
-	if err != nil {
-		t.Fatalf("%s: not a URL: %v", envServer, err)
-	}
-	u.Path = "/" + name
-	return u.String()
 }
 
 func exec(t *testing.T, db *pgx.Conn, sql string, args ...any) {

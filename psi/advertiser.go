@@ -66,20 +66,11 @@ func (b *CountBlinder) Blind(inputs []ident.Input) ([]byte, error) {
 // number blinded. A count-mode answer carries no proofs.
 func (b *CountBlinder) Finalize(ev *Evaluation) ([]byte, error) {
 	s := b.suite
-	if b.n == 0 {
-		return nil, ErrNotBlinded
-	}
-	if len(ev.Proofs) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes of proofs in a count-mode answer", ErrEvaluationCount, len(ev.Proofs))
-	}
-	evaluated := ev.Elements
-	n, err := s.CountElements(evaluated, 0)
+	n, err := b.checkAnswer(ev)
 	if err != nil {
 		return nil, err
 	}
-	if n != b.n {
-		return nil, fmt.Errorf("%w (sent %d, received %d)", ErrEvaluationCount, b.n, n)
-	}
+	evaluated := ev.Elements
 	rInv := s.g.NewScalar().Inv(b.r) // the only inversion of the batch
 	size, osize := s.ElementSize(), s.OutputSize()
 	out := make([]byte, n*osize)
@@ -102,6 +93,26 @@ func (b *CountBlinder) Finalize(ev *Evaluation) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkAnswer checks a count-mode answer before it is unblinded: Blind was
+// called, no proofs, whole elements, as many as were sent. It returns their
+// number.
+func (b *CountBlinder) checkAnswer(ev *Evaluation) (int, error) {
+	if b.n == 0 {
+		return 0, ErrNotBlinded
+	}
+	if len(ev.Proofs) != 0 {
+		return 0, fmt.Errorf("%w: %d bytes of proofs in a count-mode answer", ErrEvaluationCount, len(ev.Proofs))
+	}
+	n, err := b.suite.CountElements(ev.Elements, 0)
+	if err != nil {
+		return 0, err
+	}
+	if n != b.n {
+		return 0, fmt.Errorf("%w (sent %d, received %d)", ErrEvaluationCount, b.n, n)
+	}
+	return n, nil
 }
 
 // MembersBlinder is the advertiser's side of one members-mode batch: the

@@ -36,20 +36,11 @@ func FinalizeTruncated(b Blinder, ev *Evaluation, bits uint) ([]setcodec.Value, 
 		}
 		return vals, nil
 	}
-	if cb.n == 0 {
-		return nil, ErrNotBlinded
-	}
-	if len(ev.Proofs) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes of proofs in a count-mode answer", ErrEvaluationCount, len(ev.Proofs))
-	}
-	evaluated := ev.Elements
-	n, err := s.CountElements(evaluated, 0)
+	n, err := cb.checkAnswer(ev)
 	if err != nil {
 		return nil, err
 	}
-	if n != cb.n {
-		return nil, fmt.Errorf("%w (sent %d, received %d)", ErrEvaluationCount, cb.n, n)
-	}
+	evaluated := ev.Elements
 	rInv := s.g.NewScalar().Inv(cb.r)
 	size := s.ElementSize()
 	vals := make([]setcodec.Value, n)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/psimatch/psimatch/internal/advertisers"
@@ -105,7 +107,19 @@ func runDemo(c *cli.Context, cfg synth.Config, mode psi.Mode) error {
 		args = append(args, "--quiet")
 	}
 	// The client runs exactly as `psimatch match` does, through its own flags.
-	if err := runApp(c.Context, args, nil, w, c.App.ErrWriter); err != nil {
+	// Without --keep its files are deleted at the end, so its "written to"
+	// lines would point at nothing: they are left out.
+	out := w
+	var lf *lineFilter
+	if c.String("keep") == "" {
+		lf = &lineFilter{w: w, drop: []string{"report written to ", "matched rows written to "}}
+		out = lf
+	}
+	err = runApp(c.Context, args, nil, out, c.App.ErrWriter)
+	if lf != nil {
+		lf.flush()
+	}
+	if err != nil {
 		return err
 	}
 	var rep protocol.Report
@@ -176,4 +190,36 @@ func writeDemoData(invPath, listPath string, cfg synth.Config) (synth.Truth, err
 		return err
 	})
 	return truth, err
+}
+
+// lineFilter passes whole lines to w except those starting with one of drop.
+type lineFilter struct {
+	w    io.Writer
+	drop []string
+	buf  []byte
+}
+
+func (f *lineFilter) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	for {
+		i := bytes.IndexByte(f.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := f.buf[:i+1]
+		if !slices.ContainsFunc(f.drop, func(d string) bool { return bytes.HasPrefix(line, []byte(d)) }) {
+			if _, err := f.w.Write(line); err != nil {
+				return len(p), err
+			}
+		}
+		f.buf = f.buf[i+1:]
+	}
+}
+
+// flush writes what is left without a final line break.
+func (f *lineFilter) flush() {
+	if len(f.buf) > 0 {
+		f.w.Write(f.buf)
+		f.buf = nil
+	}
 }

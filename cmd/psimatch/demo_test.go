@@ -165,3 +165,19 @@ func TestDemoEstimate(t *testing.T) {
 		t.Fatalf("--matches in estimate mode: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestDemoPointsToNoDeletedFile: without --keep the demo's files are deleted
+// when it ends, so its output names none of them as written.
+func TestDemoPointsToNoDeletedFile(t *testing.T) {
+	code, out, errOut := runIn(t, "", "demo", "--platform", "3000", "--advertiser", "800", "--mode", "members", "--quiet")
+	if code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out, "written to") || !strings.Contains(out, "deleted when the demo ends") {
+		t.Fatalf("the demo points to a file it deletes:\n%s", out)
+	}
+	code, out, _ = runIn(t, "", "demo", "--platform", "3000", "--advertiser", "800", "--mode", "members", "--quiet", "--keep", t.TempDir())
+	if code != 0 || !strings.Contains(out, "report written to ") || !strings.Contains(out, "matched rows written to ") {
+		t.Fatalf("with --keep the files it keeps are named:\n%s", out)
+	}
+}

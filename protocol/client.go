@@ -56,6 +56,10 @@ type MatchOptions struct {
 // does not run verifiable mode.
 var ErrNotVerifiable = errors.New("protocol: the server does not run verifiable mode, which was required")
 
+// ErrNoRowIndex is returned by a members-mode Match of a list read with
+// customers.Options.SkipRowIndex: its answer is given per row.
+var ErrNoRowIndex = errors.New("protocol: members mode needs the list's row index (read without customers.Options.SkipRowIndex)")
+
 // Counts holds a number per kind, as {"email": n, "phone": m}.
 type Counts = ident.PerKind[int]
 
@@ -208,6 +212,9 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	}
 	if opt.MaxSetBytes == 0 {
 		opt.MaxSetBytes = 4 << 30
+	}
+	if opt.Mode == psi.ModeMembers && !list.HasRowIndex() {
+		return nil, ErrNoRowIndex
 	}
 	var sent Counts
 	for _, k := range ident.Kinds {

@@ -27,3 +27,14 @@ func TestReadAllSized(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAllSizedCutShort: a body cut short reports its error, as
+// io.ReadAll does, whatever the expected size.
+func TestReadAllSizedCutShort(t *testing.T) {
+	for _, size := range []int64{0, 5, 100} {
+		got, err := readAllSized(io.MultiReader(bytes.NewReader([]byte("0123456789")), iotest.ErrReader(io.ErrUnexpectedEOF)), size)
+		if !errors.Is(err, io.ErrUnexpectedEOF) || (size >= 10 && string(got) != "0123456789") {
+			t.Fatalf("size %d: %q, %v", size, got, err)
+		}
+	}
+}

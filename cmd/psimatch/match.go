@@ -117,6 +117,7 @@ func matchAction(c *cli.Context) error {
 		return err
 	}
 	cl.Progress = bar.set
+	tuneGCForMatch() // the list is read: little garbage from here on (gc.go)
 	rep, err := cl.Match(c.Context, list, protocol.MatchOptions{Mode: mode, RequireVerifiable: c.Bool("verifiable")})
 	bar.done()
 	if err != nil {

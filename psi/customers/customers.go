@@ -205,7 +205,9 @@ func detect(line []byte) rune {
 // invalid identifier; the rest of the file is read regardless. A line that
 // is not valid CSV (a stray or unbalanced double quote) ends the read with
 // an error wrapping ErrMalformed that names the line: where one record ends
-// is then unknown, so no count after it could be trusted.
+// is then unknown, so no count after it could be trusted. Values are
+// normalized on GOMAXPROCS goroutines; onInvalid is called from the calling
+// goroutine, in file order.
 func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	if opt.Name == "" {
 		opt.Name = "input"

@@ -56,6 +56,10 @@ type MatchOptions struct {
 // does not run verifiable mode.
 var ErrNotVerifiable = errors.New("protocol: the server does not run verifiable mode, which was required")
 
+// ErrNoRowIndex is returned by a members-mode Match of a list read with
+// customers.Options.SkipRowIndex: its answer is given per row.
+var ErrNoRowIndex = errors.New("protocol: members mode needs the list's row index (read without customers.Options.SkipRowIndex)")
+
 // Counts holds a number per kind, as {"email": n, "phone": m}.
 type Counts = ident.PerKind[int]
 
@@ -131,11 +135,22 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, heade
 
 // readBody reads at most limit bytes of a response and counts them.
 func (c *Client) readBody(resp *http.Response, limit int64) ([]byte, error) {
+	return c.readBodyExpect(resp, limit, 0)
+}
+
+// readBodyExpect is readBody for a response expected to be about expect
+// bytes (at most limit; 0 for the announced Content-Length): it reads into
+// one buffer of that size, where io.ReadAll's growth would hold up to twice
+// an evaluated batch at once.
+func (c *Client) readBodyExpect(resp *http.Response, limit, expect int64) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.ContentLength > limit {
 		return nil, fmt.Errorf("%w: %d bytes announced, limit %d", ErrBadResponse, resp.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if expect <= 0 {
+		expect = resp.ContentLength // announced, and at most limit
+	}
+	b, err := readAllSized(io.LimitReader(resp.Body, limit+1), min(expect, limit))
 	c.received.Add(int64(len(b)))
 	if err != nil {
 		return nil, fmt.Errorf("reading the response: %w", err)
@@ -208,6 +223,9 @@ func (c *Client) Match(ctx context.Context, list *customers.List, opt MatchOptio
 	}
 	if opt.MaxSetBytes == 0 {
 		opt.MaxSetBytes = 4 << 30
+	}
+	if opt.Mode == psi.ModeMembers && !list.HasRowIndex() {
+		return nil, ErrNoRowIndex
 	}
 	var sent Counts
 	for _, k := range ident.Kinds {
@@ -303,7 +321,7 @@ func (s *Session) Evaluate(ctx context.Context, k ident.Kind, blinded []byte) (*
 	if s.Suite.Verifiable() && !s.Mode.Shuffled() {
 		proofs = (n + psi.ProofChunk - 1) / psi.ProofChunk
 	}
-	body, err := s.c.readBody(resp, int64(want+proofs*s.Suite.ProofSize()))
+	body, err := s.c.readBodyExpect(resp, int64(want+proofs*s.Suite.ProofSize()), int64(want+proofs*s.Suite.ProofSize()))
 	if err != nil {
 		return nil, err
 	}

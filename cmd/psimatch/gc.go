@@ -17,9 +17,26 @@ import (
 //     against 1.061).
 const gcPercent = 50
 
+// matchGCPercent is the growth target of `psimatch match` once its list is
+// read (unless GOGC is set). Reading makes garbage at a high rate (phone
+// parsing), the match phase hardly any: its live heap is the list and the
+// batches in flight, pointer-free and cheap to mark, and a GODEBUG=gctrace=1
+// run of BenchmarkLoopback 100,000 × 1,000,000 at 50 % spent 0 % of its CPU
+// in the collector over 16 cycles, with the heap at 1.5 × its 82 MB live
+// peak. At 20 % the heap stays within 1.2 × the live data:
+// BenchmarkLoopback 100,000 × 1,000,000, client peak 158.3 → 128.4 MiB.
+const matchGCPercent = 20
+
 // tuneGC applies gcPercent unless GOGC is set.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
+	}
+}
+
+// tuneGCForMatch applies matchGCPercent unless GOGC is set.
+func tuneGCForMatch() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(matchGCPercent)
 	}
 }

@@ -95,7 +95,7 @@ func matchAction(c *cli.Context) error {
 	}
 	bar := newProgress(c.App.ErrWriter, c.Bool("quiet"))
 	defer bar.done()
-	list, err := readList(c, bar)
+	list, err := readList(c, bar, mode)
 	if err != nil {
 		return err
 	}
@@ -117,6 +117,7 @@ func matchAction(c *cli.Context) error {
 		return err
 	}
 	cl.Progress = bar.set
+	tuneGCForMatch() // the list is read: little garbage from here on (gc.go)
 	rep, err := cl.Match(c.Context, list, protocol.MatchOptions{Mode: mode, RequireVerifiable: c.Bool("verifiable")})
 	bar.done()
 	if err != nil {
@@ -137,7 +138,7 @@ func matchAction(c *cli.Context) error {
 	return nil
 }
 
-func readList(c *cli.Context, bar *progress) (*customers.List, error) {
+func readList(c *cli.Context, bar *progress, mode psi.Mode) (*customers.List, error) {
 	path := c.String("input")
 	var in io.Reader
 	name := filepath.Base(path)
@@ -160,6 +161,7 @@ func readList(c *cli.Context, bar *progress) (*customers.List, error) {
 	list, err := customers.Read(in, customers.Options{
 		Name: name, DefaultRegion: c.String("default-region"),
 		EmailColumn: c.String("email-column"), PhoneColumn: c.String("phone-column"), IDColumn: c.String("id-column"),
+		SkipRowIndex: mode != psi.ModeMembers, // only members mode answers per row
 	}, func(e *customers.LineError) {
 		if shown < maxInvalidShown {
 			fmt.Fprintf(c.App.ErrWriter, "%v\n", e)

@@ -47,6 +47,10 @@ type Options struct {
 	IDColumn string
 	// MaxRows bounds the data rows read (0 for no bound).
 	MaxRows int
+	// SkipRowIndex drops which row holds which identifier (8 bytes a row):
+	// a count or estimate match never needs it. RowInput must not be called
+	// on such a list (HasRowIndex says).
+	SkipRowIndex bool
 }
 
 var (
@@ -134,6 +138,12 @@ func (l *List) Sent(k ident.Kind) int { return len(l.Inputs.Get(k)) }
 // (row is 0-based among data rows), or -1 if the row has none.
 func (l *List) RowInput(k ident.Kind, row int) int { return int(l.rowIDs.Get(k)[row]) }
 
+// HasRowIndex reports whether the list knows which row holds which
+// identifier (RowInput): it does unless Options.SkipRowIndex was set.
+func (l *List) HasRowIndex() bool {
+	return len(l.rowIDs.Email) == l.Rows && len(l.rowIDs.Phone) == l.Rows
+}
+
 // RowID returns the row's value of Options.IDColumn ("" without one).
 func (l *List) RowID(row int) string {
 	if l.ids == nil {
@@ -195,7 +205,9 @@ func detect(line []byte) rune {
 // invalid identifier; the rest of the file is read regardless. A line that
 // is not valid CSV (a stray or unbalanced double quote) ends the read with
 // an error wrapping ErrMalformed that names the line: where one record ends
-// is then unknown, so no count after it could be trusted.
+// is then unknown, so no count after it could be trusted. Values are
+// normalized on GOMAXPROCS goroutines; onInvalid is called from the calling
+// goroutine, in file order.
 func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	if opt.Name == "" {
 		opt.Name = "input"
@@ -290,56 +302,8 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	if idCol >= 0 {
 		l.ids = []string{}
 	}
-	seen := ident.PerKind[map[ident.Input]int32]{Email: map[ident.Input]int32{}, Phone: map[ident.Input]int32{}}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, malformed(err)
-		}
-		line, _ := cr.FieldPos(0)
-		if opt.MaxRows > 0 && l.Rows == opt.MaxRows {
-			return nil, fmt.Errorf("%w: %s: more than %d rows, the limit", ErrTooManyRows, opt.Name, opt.MaxRows)
-		}
-		l.Rows++
-		for _, k := range ident.Kinds {
-			*l.rowIDs.At(k) = append(l.rowIDs.Get(k), -1)
-		}
-		if idCol >= 0 {
-			id := ""
-			if idCol < len(rec) {
-				id = strings.Clone(rec[idCol])
-			}
-			l.ids = append(l.ids, id)
-		}
-		row := l.Rows - 1
-		for _, c := range cols {
-			if c.index >= len(rec) {
-				continue
-			}
-			v := rec[c.index]
-			if strings.TrimSpace(v) == "" {
-				continue
-			}
-			in, err := parse(c, v, opt.DefaultRegion)
-			if err != nil {
-				*l.Invalid.At(c.kind)++
-				if onInvalid != nil {
-					onInvalid(&LineError{Name: opt.Name, Line: int64(line), Column: c.name, Kind: c.kind, Err: err})
-				}
-				continue
-			}
-			id, ok := seen.Get(c.kind)[in]
-			if !ok {
-				inputs := l.Inputs.At(c.kind)
-				id = int32(len(*inputs))
-				seen.Get(c.kind)[in] = id
-				*inputs = append(*inputs, in)
-			}
-			l.rowIDs.Get(c.kind)[row] = id
-		}
+	if err := readRows(cr, l, cols, idCol, opt, malformed, onInvalid); err != nil {
+		return nil, err
 	}
 	return l, nil
 }

@@ -3,6 +3,7 @@ package psi
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/psimatch/psimatch/psi/ident"
 )
@@ -58,6 +59,15 @@ func ParseMode(s string) (Mode, error) {
 		}
 	}
 	return 0, ErrUnknownMode
+}
+
+// JoinModes names modes joined by sep, as in "count, members".
+func JoinModes(ms []Mode, sep string) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.String()
+	}
+	return strings.Join(names, sep)
 }
 
 // Valid reports whether m is a known mode.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/psi"
+	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/setcodec"
 )
@@ -167,7 +168,7 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 		}
 	}
 
-	eb, err := s.startEstimate(int(res.Summary.EligibleIdentifiers.Email + res.Summary.EligibleIdentifiers.Phone))
+	eb, err := s.startEstimate(int(ident.Sum(res.Summary.EligibleIdentifiers)))
 	if err != nil {
 		secret.Wipe()
 		return fail(err)

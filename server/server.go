@@ -370,7 +370,7 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 		return refuse(errorf(http.StatusBadRequest, "bad_mode", "mode must be %q, %q or %q", psi.ModeEstimate, psi.ModeCount, psi.ModeMembers))
 	}
 	if !a.Allows(mode) {
-		return refuse(errorf(http.StatusForbidden, "mode_not_allowed", "mode %s is not allowed for advertiser %s (allowed: %s)", mode, a.Name, modeList(a.Modes)))
+		return refuse(errorf(http.StatusForbidden, "mode_not_allowed", "mode %s is not allowed for advertiser %s (allowed: %s)", mode, a.Name, psi.JoinModes(a.Modes, ", ")))
 	}
 	if e := estimateUnavailable(mode, st); e != nil {
 		return refuse(e)
@@ -562,13 +562,4 @@ func (s *Server) expireSessions() {
 	if err := s.cfg.State.Prune(context.Background(), s.now()); err != nil {
 		s.log.Warn("pruning the state store", "err", err)
 	}
-}
-
-// modeList names modes for a message: "count, members".
-func modeList(ms []psi.Mode) string {
-	names := make([]string, len(ms))
-	for i, m := range ms {
-		names[i] = m.String()
-	}
-	return strings.Join(names, ", ")
 }

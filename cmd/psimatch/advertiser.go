@@ -268,7 +268,7 @@ func advertiserList(c *cli.Context) error {
 		if !a.Revoked.IsZero() {
 			status = "revoked " + a.Revoked.UTC().Format("2006-01-02")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s", a.Name, modeNames(a.Modes), a.MinRows, a.MaxRows, a.SessionsPerDay, a.ElementsPerEpoch, a.Created.UTC().Format("2006-01-02"), status)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s", a.Name, psi.JoinModes(a.Modes, ","), a.MinRows, a.MaxRows, a.SessionsPerDay, a.ElementsPerEpoch, a.Created.UTC().Format("2006-01-02"), status)
 		if withUsage {
 			u := usage[a.Name]
 			epoch := u.Epoch
@@ -280,13 +280,4 @@ func advertiserList(c *cli.Context) error {
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
-}
-
-// modeNames lists modes as the --modes flag takes them: "count,members".
-func modeNames(ms []psi.Mode) string {
-	names := make([]string, len(ms))
-	for i, m := range ms {
-		names[i] = m.String()
-	}
-	return strings.Join(names, ",")
 }

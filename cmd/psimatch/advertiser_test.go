@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/psimatch/psimatch/internal/advertisers"
+	"github.com/psimatch/psimatch/psi"
 )
 
 func TestAdvertiserAdd(t *testing.T) {
@@ -33,7 +34,7 @@ func TestAdvertiserAdd(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, ok := r.Authenticate(token)
-	if !ok || a.Name != "acme" || modeNames(a.Modes) != "estimate" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
+	if !ok || a.Name != "acme" || psi.JoinModes(a.Modes, ",") != "estimate" || a.MinRows != 1000 || a.MaxRows != 10_000_000 || a.SessionsPerDay != 10 || a.ElementsPerEpoch != 50_000_000 {
 		t.Errorf("registered %+v, %v", a, ok)
 	}
 

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/psimatch/psimatch/internal/state/pgtest"
 )
 
 const testInventory = "user_id,kind,value,purposes,opted_out\n" +
@@ -206,45 +205,23 @@ func TestInventoryCheckErrors(t *testing.T) {
 	}
 }
 
-// testPostgresDB creates a database on the server named by
-// PSIMATCH_TEST_POSTGRES (.ci/postgres.sh starts one and sets it), dropped
-// after the test, and returns a URL for it and a connection to it.
+// testPostgresDB creates a database for the test (pgtest.Database: skipped
+// when PSIMATCH_TEST_POSTGRES is unset, dropped after the test) and returns
+// a URL for it and a connection to it.
 func testPostgresDB(t *testing.T) (*url.URL, *pgx.Conn) {
 	t.Helper()
-	server := os.Getenv("PSIMATCH_TEST_POSTGRES")
-	if server == "" {
-		t.Skip("PSIMATCH_TEST_POSTGRES is unset: run `source .ci/postgres.sh` first (it starts PostgreSQL on 127.0.0.1 and sets it)")
+	conn := pgtest.Database(t)
+	u, err := url.Parse(conn)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, server)
+	db, err := pgx.Connect(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b [6]byte
-	rand.Read(b[:])
-	name := "psimatch_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		db.Close(ctx)
-		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("DROP DATABASE: %v", err)
-		}
-		admin.Close(ctx)
-	})
+	t.Cleanup(func() { db.Close(context.Background()) })
 	return u, db
 }
 
@@ -342,22 +319,29 @@ func checkNoValues(t *testing.T, out string) {
 	}
 }
 
-// TestInventoryCheckPostgresCastHidesValue reads a view whose cast fails on
-// a phone number: the error on standard error says what failed and what to
-// check, and never shows the number.
-func TestInventoryCheckPostgresCastHidesValue(t *testing.T) {
+// castFailingView makes a test database whose psimatch_inventory view fails
+// its cast on the phone number '+1 415 555 0177', and returns its URL.
+func castFailingView(t *testing.T) *url.URL {
+	t.Helper()
 	u, db := testPostgresDB(t)
-	ctx := context.Background()
 	for _, sql := range []string{
 		`CREATE TABLE phones (n serial, uid text, digits text)`,
 		`INSERT INTO phones (uid, digits) VALUES ('u1', '14155550100'), ('u2', '+1 415 555 0177')`,
 		`CREATE VIEW psimatch_inventory AS SELECT n, uid AS user_id, 'phone' AS kind, '+' || (digits::bigint)::text AS value,
 			'advertising' AS purposes, false AS opted_out FROM phones`,
 	} {
-		if _, err := db.Exec(ctx, sql); err != nil {
+		if _, err := db.Exec(context.Background(), sql); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return u
+}
+
+// TestInventoryCheckPostgresCastHidesValue reads a view whose cast fails on
+// a phone number: the error on standard error says what failed and what to
+// check, and never shows the number.
+func TestInventoryCheckPostgresCastHidesValue(t *testing.T) {
+	u := castFailingView(t)
 	var stdout, stderr bytes.Buffer
 	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", u.String(), "--inventory-query", "SELECT user_id, kind, value, purposes, opted_out FROM psimatch_inventory ORDER BY n"},
 		strings.NewReader(""), &stdout, &stderr)

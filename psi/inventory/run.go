@@ -261,11 +261,8 @@ func Check(ctx context.Context, open Opener, p *Policy, onInvalid func(*RecordEr
 		}
 		sum.EligibleRecords += n
 		res.eligible++
-		switch ident.Kind(k[0]) {
-		case ident.Email:
-			sum.EligibleIdentifiers.Email++
-		case ident.Phone:
-			sum.EligibleIdentifiers.Phone++
+		if kind := ident.Kind(k[0]); kind.Valid() {
+			*sum.EligibleIdentifiers.At(kind)++
 		}
 		h := sha256.Sum256(append([]byte(fingerprintDomain), k[:]...))
 		for i := range acc {

@@ -1,6 +1,10 @@
 package inventory
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/psimatch/psimatch/psi/ident"
+)
 
 // Summary counts what a read of an inventory found. It marshals to the JSON
 // object printed by `psimatch inventory check --json` and written to the
@@ -70,10 +74,7 @@ func (e *Excluded) add(r Reason, n int64) {
 }
 
 // Identifiers counts distinct identifiers by kind.
-type Identifiers struct {
-	Email int64 `json:"email"`
-	Phone int64 `json:"phone"`
-}
+type Identifiers = ident.PerKind[int64]
 
 // RecordError is an invalid record: its position and what is wrong with it,
 // never its values. Its message reads "inventory.csv: line 812: phone: no

@@ -125,7 +125,7 @@ func TestPipelinedClientCancel(t *testing.T) {
 	if rep != nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("report %v, error %v; want no report and context.Canceled", rep != nil, err)
 	}
-	deadline := time.Now().Add(10 * time.Second) // a bound for a failing run only
+	deadline := time.Now().Add(time.Minute) // a bound for a failing run only, far above a loaded machine's
 	for strings.Contains(goroutineDump(), "runPipeline") {
 		if time.Now().After(deadline) {
 			t.Fatalf("pipeline goroutines left behind:\n%s", goroutineDump())

@@ -14,7 +14,6 @@ import (
 	"math/bits"
 	"slices"
 
-	"github.com/cloudflare/circl/oprf"
 	"github.com/psimatch/psimatch/psi/ident"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/setcodec"
@@ -182,19 +181,7 @@ func DeriveEstimateKey(s *Suite, root []byte, pr EstimateParams) (*EstimateKey, 
 		return nil, err
 	}
 	label := pr.Label()
-	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), root, []byte("psimatch estimate key "+label))
-	if err != nil {
-		return nil, fmt.Errorf("psi: deriving the estimate key: %w", err)
-	}
-	raw, err := sk.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	k := s.g.NewScalar()
-	if err := k.UnmarshalBinary(raw); err != nil {
-		return nil, err
-	}
-	key, err := newKey(s, "estimate", sk, k)
+	key, err := deriveKey(s, root, "psimatch estimate key "+label, "estimate", "the estimate key")
 	if err != nil {
 		return nil, err
 	}

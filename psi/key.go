@@ -33,16 +33,25 @@ func DeriveEpochKey(s *Suite, seed []byte, epoch string) (*Key, error) {
 	if len(seed) != SeedSize {
 		return nil, ErrSeedSize
 	}
-	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), seed, []byte("psimatch epoch "+epoch))
+	return deriveKey(s, seed, "psimatch epoch "+epoch, epoch, "the epoch key")
+}
+
+// deriveKey is every key derivation of psimatch: RFC 9497 DeriveKeyPair
+// (circl's oprf.DeriveKey) from ikm and info, the scalar taken from its
+// encoding (which is wiped), named epoch. what names the key in errors.
+func deriveKey(s *Suite, ikm []byte, info, epoch, what string) (*Key, error) {
+	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), ikm, []byte(info))
 	if err != nil {
-		return nil, fmt.Errorf("psi: deriving the epoch key: %w", err)
+		return nil, fmt.Errorf("psi: deriving %s: %w", what, err)
 	}
 	raw, err := sk.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
 	k := s.g.NewScalar()
-	if err := k.UnmarshalBinary(raw); err != nil {
+	err = k.UnmarshalBinary(raw)
+	clear(raw)
+	if err != nil {
 		return nil, err
 	}
 	return newKey(s, epoch, sk, k)

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-
-	"github.com/cloudflare/circl/oprf"
 )
 
 // The key schedule (protocol/README.md, "Key schedule"):
@@ -98,19 +96,5 @@ func WalkRatchet(anchor EpochSecret, epochs []string) (EpochSecret, error) {
 // public key, so outputs from an earlier generation are useless against it.
 func DeriveGenerationKey(s *Suite, secret *EpochSecret, generation []byte) (*Key, error) {
 	info := fmt.Sprintf("psimatch generation %s %x", secret.Epoch, generation)
-	sk, err := oprf.DeriveKey(s.oprf, s.Mode(), secret.Secret[:], []byte(info))
-	if err != nil {
-		return nil, fmt.Errorf("psi: deriving the generation key: %w", err)
-	}
-	raw, err := sk.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	k := s.g.NewScalar()
-	err = k.UnmarshalBinary(raw)
-	clear(raw)
-	if err != nil {
-		return nil, err
-	}
-	return newKey(s, secret.Epoch, sk, k)
+	return deriveKey(s, secret.Secret[:], info, secret.Epoch, "the generation key")
 }

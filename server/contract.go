@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -31,11 +32,11 @@ func (s *Server) contract(mux *http.ServeMux) http.Handler {
 				}
 			}
 			if len(allow) == 0 {
-				s.writeError(w, errorf(http.StatusNotFound, "unknown_path", "no such endpoint: %s", r.URL.Path))
+				s.writeError(w, errorf(http.StatusNotFound, "unknown_path", "no such endpoint (see protocol/README.md for the v1 paths)"))
 				return
 			}
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			s.writeError(w, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s takes %s", r.URL.Path, strings.Join(allow, ", ")))
+			s.writeError(w, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "this path takes %s", strings.Join(allow, ", ")))
 			return
 		}
 		if r.Method == http.MethodPost {
@@ -65,7 +66,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 		if errors.As(err, &mbe) {
 			return errorf(http.StatusRequestEntityTooLarge, "too_large", "the request body exceeds %d bytes", protocol.MaxControlBody)
 		}
-		return errorf(http.StatusBadRequest, "malformed", "the request is not the expected JSON object: %v", err)
+		// Say where, never what: the decoder's message quotes the client's text.
+		return errorf(http.StatusBadRequest, "malformed", "the request is not the expected JSON object%s", jsonErrorPlace(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		var mbe *http.MaxBytesError
@@ -75,4 +77,20 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *apiError {
 		return errorf(http.StatusBadRequest, "malformed", "the request has data after its JSON object")
 	}
 	return nil
+}
+
+// jsonErrorPlace locates a JSON decoding error without quoting the input:
+// the byte offset of a syntax error, or the field of a type error.
+func jsonErrorPlace(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf(" (syntax error at byte %d)", se.Offset)
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf(" (field %s has the wrong type; want %s)", te.Field, te.Type)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return " (it ends early)"
+	}
+	return ""
 }

@@ -24,7 +24,6 @@ type epochState struct {
 	set           *psi.PlatformSet
 	countDigest   string
 	membersDigest string
-	built         time.Time
 
 	// secret is the epoch's ratchet position, from which each generation's
 	// key is derived; it is wiped when the state stops being current and
@@ -126,10 +125,13 @@ func (s *Server) loadEpoch(ctx context.Context, now time.Time, reason string, us
 	done := func(st *epochState, action string) (*epochState, error) {
 		ev.Action, ev.SetSize, ev.Seconds = action, st.set.Size, time.Since(t0).Seconds()
 		s.audit(ev)
+		x := res.Summary.Excluded // every reason, as inventory check names them
 		s.log.Info("inventory read", "epoch", id, "reason", reason, "action", action, "records", res.Summary.Records,
-			"eligible_identifiers", st.set.Size, "security_only", res.Summary.Excluded.SecurityOnly, "opted_out", res.Summary.Excluded.OptedOut,
-			"user_opted_out_elsewhere", res.Summary.Excluded.UserOptedOut, "value_shared_with_security_only", res.Summary.Excluded.ValueSecurityOnly,
-			"value_shared_with_opted_out", res.Summary.Excluded.ValueOptedOut, "fingerprint", ev.Fingerprint[:16], "seconds", ev.Seconds)
+			"eligible_identifiers", st.set.Size, "invalid", x.Invalid, "security_only", x.SecurityOnly,
+			"no_advertising_purpose", x.NoAdvertisingPurpose, "opted_out", x.OptedOut,
+			"user_opted_out_elsewhere", x.UserOptedOut, "value_shared_with_security_only", x.ValueSecurityOnly,
+			"value_shared_with_opted_out", x.ValueOptedOut, "value_shared_with_invalid", x.ValueInvalid,
+			"fingerprint", ev.Fingerprint[:16], "seconds", ev.Seconds)
 		return st, nil
 	}
 
@@ -282,7 +284,7 @@ func (s *Server) saveAnchor(e psi.EpochSecret) error {
 }
 
 func newEpochState(id string, start, end time.Time, key *psi.Key, ps *psi.PlatformSet) (*epochState, error) {
-	st := &epochState{id: id, start: start, end: end, key: key, set: ps, built: time.Now()}
+	st := &epochState{id: id, start: start, end: end, key: key, set: ps}
 	for _, x := range []struct {
 		enc    []byte
 		digest *string

@@ -435,6 +435,20 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// validSessionID reports whether id has the form newSessionID gives: 32
+// lowercase hex characters.
+func validSessionID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // session is a session as a request serves it: its record in the state
 // store and the epoch state (key and set) it was opened with.
 type session struct {
@@ -447,6 +461,11 @@ type session struct {
 // replica serves any session whose epoch and set it holds.
 func (s *Server) lookup(r *http.Request, a *advertisers.Advertiser) (*session, *apiError) {
 	id := r.PathValue("id")
+	if !validSessionID(id) {
+		// Not one newSessionID makes: unknown, without asking the store
+		// (and so without the client's bytes reaching a store error or log).
+		return nil, errorf(http.StatusNotFound, "unknown_session", "no such session (sessions last %s)", s.cfg.SessionTTL)
+	}
 	rec, err := s.cfg.State.Session(r.Context(), id)
 	if errors.Is(err, state.ErrNotFound) || err == nil && rec.Advertiser != a.Name {
 		return nil, errorf(http.StatusNotFound, "unknown_session", "no such session (sessions last %s)", s.cfg.SessionTTL)

@@ -4,7 +4,7 @@
 // Write returns.
 //
 // Open the log with Open, which first repairs the torn last line a crash may
-// have left. Write an InventoryLoad, a Session or an Event. ReadAll reads a
+// have left. Write an Event or a caller's own Named struct. ReadAll reads a
 // log back for tests and tools.
 //
 // The log never holds an identifier value. Callers must pass only counts,
@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/atomicfile"
-	"github.com/psimatch/psimatch/psi/inventory"
 )
 
 // timeFormat is RFC 3339 in UTC with milliseconds, fixed width.
@@ -49,46 +48,6 @@ func (e Event) EventName() string {
 	s, _ := e["event"].(string)
 	return s
 }
-
-// InventoryLoad records one load of the platform's inventory: its counts,
-// never its values. It is written as {"event":"inventory_load", ...} with
-// the fields of inventory.Summary inline.
-type InventoryLoad struct {
-	// Source names the inventory, such as its file name.
-	Source string `json:"source"`
-	// Epoch is the epoch the load serves, if any.
-	Epoch string `json:"epoch,omitempty"`
-	// Seconds is how long the load took.
-	Seconds float64 `json:"seconds"`
-	inventory.Summary
-}
-
-// EventName returns "inventory_load".
-func (InventoryLoad) EventName() string { return "inventory_load" }
-
-// Session records one advertiser session, written as
-// {"event":"session", ...}.
-type Session struct {
-	// ID is the session's id.
-	ID string `json:"id"`
-	// Advertiser is the advertiser's registered name.
-	Advertiser string `json:"advertiser"`
-	// Mode is "count" or "members".
-	Mode string `json:"mode"`
-	// Epoch is the epoch the session was pinned to.
-	Epoch string `json:"epoch"`
-	// Elements is the number of elements the server evaluated for it.
-	Elements int64 `json:"elements"`
-	// Outcome is a short word such as "ok", "refused" or "failed".
-	Outcome string `json:"outcome"`
-	// Reason explains an outcome other than ok, such as "quota".
-	Reason string `json:"reason,omitempty"`
-	// Seconds is how long the session took, if known.
-	Seconds float64 `json:"seconds,omitempty"`
-}
-
-// EventName returns "session".
-func (Session) EventName() string { return "session" }
 
 // Recovered is written by Open when it removed a torn last line.
 type Recovered struct {
@@ -252,7 +211,7 @@ func scanTail(f *os.File) (keep int64, reason string, err error) {
 // write fails part way (a full disk), the partial line is truncated off so
 // the log stays whole.
 //
-// event must be a Named whose JSON is an object: InventoryLoad, Session,
+// event must be a Named whose JSON is an object: an
 // Event or a caller's own struct. It must hold no identifier values (see
 // the package documentation).
 func (l *Log) Write(event Named) error { return l.writeEvent(event, true) }

@@ -32,9 +32,6 @@ type SetMeta struct {
 	MaxClientRows uint64 `json:"max_client_rows"`
 	// Verifiable tells whether the epoch runs in VOPRF mode.
 	Verifiable bool `json:"verifiable"`
-	// InventoryDigest optionally identifies the inventory the set was built
-	// from, so a caller can tell that a cached set is stale.
-	InventoryDigest string `json:"inventory_digest,omitempty"`
 	// Fingerprint is the fingerprint of the eligible set the set was built
 	// from (inventory.Fingerprint, in hex): a start or a reload that reads
 	// another fingerprint rebuilds the set instead of serving this one.

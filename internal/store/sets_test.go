@@ -22,12 +22,11 @@ func openTemp(t *testing.T) *Dir {
 }
 
 var testMeta = SetMeta{
-	Suite:           "ristretto255-SHA512",
-	Size:            3,
-	Bits:            62,
-	MaxClientRows:   10_000_000,
-	Verifiable:      true,
-	InventoryDigest: "sha256:abcd",
+	Suite:         "ristretto255-SHA512",
+	Size:          3,
+	Bits:          62,
+	MaxClientRows: 10_000_000,
+	Verifiable:    true,
 }
 
 func TestSetRoundTrip(t *testing.T) {

@@ -161,7 +161,9 @@ type column struct {
 
 // label is how a header cell is shown in an error: as written when it looks
 // like a column name, and "(column N)" when it could be a value (a file
-// without a header starts with a record; identifiers contain '@' or digits).
+// without a header starts with a record; identifiers contain '@' or digits:
+// more than two digits, as in a vanity number such as 1-800-FLOWERS, hide
+// the cell).
 func label(i int, h string) string {
 	digits := 0
 	for _, r := range h {
@@ -173,7 +175,7 @@ func label(i int, h string) string {
 			return fmt.Sprintf("(column %d)", i+1)
 		}
 	}
-	if h == "" || len(h) > 40 || digits > 3 {
+	if h == "" || len(h) > 40 || digits > 2 {
 		return fmt.Sprintf("(column %d)", i+1)
 	}
 	return h

@@ -123,6 +123,10 @@ func TestColumnNotFound(t *testing.T) {
 		!strings.Contains(err.Error(), "(column 1), (column 2), Alice") {
 		t.Errorf("headerless: %v", err)
 	}
+	_, err = Read(strings.NewReader("1-800-FLOWERS,Alice\n"), Options{EmailColumn: "email"}, nil)
+	if !errors.Is(err, ErrColumnNotFound) || strings.Contains(err.Error(), "FLOWERS") {
+		t.Errorf("headerless vanity number: %v", err)
+	}
 }
 
 // TestMalformedQuotes: a stray or unbalanced quote anywhere gives an error

@@ -193,9 +193,12 @@ func (c *Client) Open(ctx context.Context, m psi.Mode, elements Counts) (*Sessio
 		return nil, fmt.Errorf("%w: the session answer is not valid", ErrBadResponse)
 	}
 	if info.Mode != m.String() {
-		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, m, info.Mode)
+		return nil, fmt.Errorf("%w: asked for a %s session, the server opened %q", ErrBadResponse, m, printable(info.Mode, 32))
 	}
 	suite, err := psi.SuiteByName(info.Suite, info.Verifiable)
+	if err == nil && info.Suite != suite.Name() {
+		err = fmt.Errorf("suite %q is not written as the suite's name %s", printable(info.Suite, 32), suite.Name())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadResponse, err)
 	}

@@ -160,15 +160,8 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 		if stopped(j.index) {
 			continue
 		}
-		bits := sess.Info.SetBits
-		if bits < 1 || bits > setcodec.MaxBits || bits > uint(8*sess.Suite.OutputSize()) {
-			<-setReady // the set check refuses such a set
-			if set == nil {
-				continue
-			}
-			bits = set.Bits()
-		}
-		q, err := psi.FinalizeTruncated(j.b, j.ev, bits)
+		// Open's check bounds set_bits by setcodec.MaxBits and the output size.
+		q, err := psi.FinalizeTruncated(j.b, j.ev, sess.Info.SetBits)
 		j.ev, j.b = nil, nil
 		if err != nil {
 			fail(j.index, batchErr(j, err))
@@ -177,6 +170,7 @@ func (c *Client) runPipeline(ctx context.Context, sess *Session, list *customers
 		select {
 		case <-setReady:
 		case <-ctx.Done():
+			continue // set may still be being written: read it only once ready
 		}
 		if set == nil {
 			continue

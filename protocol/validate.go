@@ -40,15 +40,18 @@ var (
 func CheckServerURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("%w: %q", ErrServerURL, s)
+		return fmt.Errorf("%w: it does not parse as a URL", ErrServerURL)
 	}
+	// Errors show the URL without a user, password, query or fragment, which
+	// may hold secrets.
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http":
-		return fmt.Errorf("%w: %q has no https:// in front", ErrServerURL, s)
+		return fmt.Errorf("%w: %q has no https:// in front", ErrServerURL, shown)
 	case u.Host == "" || u.Opaque != "":
-		return fmt.Errorf("%w: %q names no host", ErrServerURL, s)
+		return fmt.Errorf("%w: %q names no host", ErrServerURL, shown)
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		return fmt.Errorf("%w: %q has a query, a fragment or a user name", ErrServerURL, s)
+		return fmt.Errorf("%w: %q has a query, a fragment or a user name", ErrServerURL, shown)
 	}
 	return nil
 }

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Paths of the version 1 API.
@@ -105,7 +108,8 @@ func readStatusError(resp *http.Response) error {
 	se := &StatusError{Status: resp.StatusCode, URL: resp.Request.URL.Redacted()}
 	var er ErrorResponse
 	if json.Unmarshal(body, &er) == nil {
-		se.Reason, se.Message = er.Reason, er.Error
+		// Server-chosen text reaches the user's terminal: printable and short.
+		se.Reason, se.Message = printable(er.Reason, 64), printable(er.Error, 300)
 		if er.RetryAfterSeconds > 0 {
 			se.RetryAfter = time.Duration(er.RetryAfterSeconds) * time.Second
 		}
@@ -125,3 +129,18 @@ var (
 )
 
 const MaxControlBody = 16 << 10
+
+// printable returns s without control characters (terminal escapes, line
+// breaks) and cut to at most max bytes.
+func printable(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = strings.ToValidUTF8(s[:max], "") + "…"
+	}
+	return s
+}

@@ -180,6 +180,9 @@ func readList(c *cli.Context, bar *progress, mode psi.Mode) (*customers.List, er
 	if errors.Is(err, customers.ErrColumnNotFound) {
 		return nil, withHint(err, exitInput, "give one of the columns found, as written (case and punctuation do not matter)")
 	}
+	if errors.Is(err, customers.ErrIDIsIdentifier) {
+		return nil, withHint(err, exitUsage, "--id-column copies a column into --matches; name your customer id column, never an email or phone column")
+	}
 	if errors.Is(err, customers.ErrMalformed) {
 		return nil, withHint(err, exitInput, "fix that line (or export the list again with quoting on) and run again")
 	}

@@ -58,6 +58,9 @@ var (
 	ErrNoIdentifierColumn = errors.New("customers: no identifier column")
 	// ErrColumnNotFound is returned when a column named in Options is not in the header.
 	ErrColumnNotFound = errors.New("customers: no such column")
+	// ErrIDIsIdentifier is returned when Options.IDColumn names an email or
+	// phone column: --matches would then hold identifiers.
+	ErrIDIsIdentifier = errors.New("customers: the id column is an identifier column")
 	// ErrMalformed is returned for a line that is not valid CSV (a stray or
 	// unbalanced quote); the error names the line.
 	ErrMalformed = errors.New("customers: malformed CSV")
@@ -296,6 +299,12 @@ func Read(r io.Reader, opt Options, onInvalid func(*LineError)) (*List, error) {
 	}
 	if opt.IDColumn != "" && idCol < 0 {
 		return nil, notFound("--id-column", opt.IDColumn)
+	}
+	for _, c := range cols {
+		if c.index == idCol {
+			// Its values would be copied into --matches: identifiers in a file.
+			return nil, fmt.Errorf("%w: %s: --id-column %s is an identifier column; name a customer id column instead", ErrIDIsIdentifier, opt.Name, found[idCol])
+		}
 	}
 	if len(cols) == 0 {
 		return nil, fmt.Errorf("%w in %s: found columns %s; want a column named email, e-mail, email address, phone, phone number, mobile, email_sha256 or phone_sha256 (or similar)",

@@ -196,3 +196,17 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// TestIDColumnIsNoIdentifier: --id-column cannot name an identifier column,
+// whose values --matches would then hold.
+func TestIDColumnIsNoIdentifier(t *testing.T) {
+	for _, id := range []string{"email", "Phone Number", "email_sha256"} {
+		_, err := Read(strings.NewReader("Customer ID,Email,Phone Number,email_sha256\n7,a@b.co,,\n"), Options{Name: "c.csv", IDColumn: id}, nil)
+		if !errors.Is(err, ErrIDIsIdentifier) || strings.Contains(err.Error(), "a@b.co") {
+			t.Errorf("--id-column %s: %v", id, err)
+		}
+	}
+	if _, err := Read(strings.NewReader("Customer ID,Email\n7,a@b.co\n"), Options{Name: "c.csv", IDColumn: "customer id"}, nil); err != nil {
+		t.Errorf("a customer id column: %v", err)
+	}
+}

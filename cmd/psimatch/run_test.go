@@ -103,7 +103,7 @@ func startServeRun(t *testing.T, args ...string) *serveRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serveRun{t: t, log: newLineLog(), cancel: cancel, done: make(chan struct{})}
-	argv := append([]string{"psimatch", "serve", "--listen", "127.0.0.1:0", "--quiet"}, args...)
+	argv := append([]string{"psimatch", "serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--quiet"}, args...)
 	go func() {
 		defer close(s.done)
 		s.status = run(ctx, argv, strings.NewReader(""), &bytes.Buffer{}, s.log)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -183,7 +182,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		if rs.state != nil {
 			rs.state.Close()
 		}
-		ln.Close()
+		l.Close()
 		dir.Close()
 		return nil, err
 	}
@@ -267,14 +266,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 		// ServeTLS (unlike Serve on a tls.Listener) also sets up HTTP/2.
 		go func() { rs.errc <- rs.http.ServeTLS(ln, "", "") }()
 	}
-	if o.metricsListen != "" {
-		mln, err := net.Listen("tcp", o.metricsListen)
-		if err != nil {
-			cancel()
-			ln.Close()
-			rs.http.Close()
-			return fail(withHint(err, exitUsage, "choose another --metrics-listen address, or --metrics-listen '' for none"))
-		}
+	if mln := l.metrics; mln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", rs.srv.MetricsHandler())
 		rs.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}

@@ -42,6 +42,7 @@ func TestServeFailsBeforeReadingInventory(t *testing.T) {
 		code int
 	}{
 		{"busy port", serveOptions{listen: busy.Addr().String()}, "address already in use", exitUsage},
+		{"busy metrics port", serveOptions{listen: "127.0.0.1:0", metricsListen: busy.Addr().String()}, "address already in use", exitUsage},
 		{"--tls-cert without --tls-key", serveOptions{listen: "127.0.0.1:0", tlsCert: "cert.pem"}, "go together", exitUsage},
 		{"--tls-host with --plaintext", serveOptions{listen: "127.0.0.1:0", plaintext: true, tlsHosts: []string{"psi.test"}}, "--plaintext", exitUsage},
 		{"a certificate file that is not there", serveOptions{listen: "127.0.0.1:0", tlsCert: filepath.Join(dir, "no.pem"), tlsKey: filepath.Join(dir, "no.key")}, "no.pem", exitInput},

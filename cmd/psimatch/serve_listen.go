@@ -13,12 +13,21 @@ import (
 // precomputation.
 type listener struct {
 	ln          net.Listener
-	tls         *tls.Config // nil for --plaintext
-	certFile    string      // the certificate to hand out for --ca-cert
-	fingerprint string      // its sha256:... for --server-fingerprint
+	tls         *tls.Config  // nil for --plaintext
+	certFile    string       // the certificate to hand out for --ca-cert
+	fingerprint string       // its sha256:... for --server-fingerprint
+	metrics     net.Listener // --metrics-listen, nil for none
 }
 
-// listen checks the TLS flags, binds o.listen and loads or makes the
+// Close closes what listen bound.
+func (l *listener) Close() {
+	l.ln.Close()
+	if l.metrics != nil {
+		l.metrics.Close()
+	}
+}
+
+// listen checks the TLS flags, binds o.listen (and --metrics-listen) and loads or makes the
 // certificate: a self-signed one in the data directory covers the listen
 // address (every address and the host name when it is a wildcard) and each
 // --tls-host.
@@ -42,6 +51,12 @@ func listen(o serveOptions, dir *store.Dir, log *slog.Logger) (*listener, error)
 		return nil, withHint(err, exitUsage, "choose another --listen address")
 	}
 	l := &listener{ln: ln}
+	if o.metricsListen != "" {
+		if l.metrics, err = net.Listen("tcp", o.metricsListen); err != nil {
+			ln.Close()
+			return nil, withHint(err, exitUsage, "choose another --metrics-listen address, or --metrics-listen '' for none")
+		}
+	}
 	if o.plaintext {
 		return l, nil
 	}
@@ -51,14 +66,14 @@ func listen(o serveOptions, dir *store.Dir, log *slog.Logger) (*listener, error)
 		var created bool
 		certFile, keyFile, created, err = dir.SelfSignedCert(append([]string{host}, o.tlsHosts...))
 		if err != nil {
-			ln.Close()
+			l.Close()
 			return nil, err
 		}
 		log.Info("using a self-signed TLS certificate; give it to advertisers for --ca-cert, or its fingerprint for --server-fingerprint", "path", certFile, "created", created)
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		ln.Close()
+		l.Close()
 		return nil, withHint(err, exitInput, "check --tls-cert and --tls-key")
 	}
 	l.tls = store.TLSConfig(cert)

@@ -12,6 +12,6 @@
 //
 // A third-party Go client imports this package and psi only: the platform's
 // side (sessions, epochs, budgets, metrics, audit) is in package server, and
-// nothing here links Prometheus, the data directory or the audit log (a
-// test in this package fails if it does).
+// nothing here links Prometheus, the data directory or the audit log
+// (internal/deps fails if it does).
 package protocol

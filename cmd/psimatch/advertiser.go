@@ -73,7 +73,7 @@ func advertiserCommand() *cli.Command {
 				Description: "A running server applies the change to new sessions once it re-reads the\n" +
 					"file (SIGHUP, or within 10s). Usage already counted stays counted.",
 				Flags: []cli.Flag{file, nameFlag(),
-					&cli.StringFlag{Name: "modes", Usage: "the `MODES` it may use, comma separated: count, members"},
+					&cli.StringFlag{Name: "modes", Usage: "the `MODES` it may use, comma separated: estimate, count, members"},
 					&cli.Int64Flag{Name: "min-rows", Usage: "a session must send at least `N` identifiers"},
 					&cli.Int64Flag{Name: "max-rows", Usage: "a session may send at most `N` identifiers"},
 					&cli.IntFlag{Name: "sessions-per-day", Usage: "it may start `N` sessions in any 24 hours"},

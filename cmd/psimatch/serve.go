@@ -56,7 +56,7 @@ share --seed-file and read the same inventory. /metrics is served on
 			&cli.DurationFlag{Name: "rotate", Value: 24 * time.Hour, Usage: "epoch length: the key and the set change this often"},
 			&cli.DurationFlag{Name: "reload", Value: 10 * time.Minute, Usage: "re-read the inventory this often, so an opt-out reaches the next session within this interval (0: only at start, rotation and SIGHUP)"},
 			&cli.StringFlag{Name: "suite", Value: "ristretto255", Usage: "OPRF suite: ristretto255 or p256"},
-			&cli.BoolFlag{Name: "verifiable", Usage: "RFC 9497 verifiable mode: members-mode answers carry DLEQ proofs"},
+			&cli.BoolFlag{Name: "verifiable", Usage: "RFC 9497 verifiable mode: members- and estimate-mode answers carry DLEQ proofs"},
 			&cli.Uint64Flag{Name: "max-client-rows", Value: psi.DefaultMaxClientRows, Usage: "the largest advertiser list the set's truncation is sized for"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress bars"},
 			&cli.StringFlag{Name: "state", Usage: "keep sessions and budgets in this PostgreSQL database (a postgres:// `URL` or \"host=... dbname=...\"), shared by replicas; default: the data directory"},

@@ -12,8 +12,8 @@ import (
 // implemented on this system.
 type FileLock struct{}
 
-// ErrLocked is returned (wrapped) by LockFile without wait, and so by Open,
-// when another holder has the lock.
+// ErrLocked is returned (wrapped) by LockFile without wait (and so by
+// store.Open) when another holder has the lock.
 var ErrLocked = errors.New("atomicfile: locked by another process")
 
 // LockFile fails on this system: file locking needs flock, so a data

@@ -18,8 +18,8 @@ type FileLock struct {
 	f *os.File
 }
 
-// ErrLocked is returned (wrapped) by LockFile without wait, and so by Open,
-// when another holder has the lock.
+// ErrLocked is returned (wrapped) by LockFile without wait (and so by
+// store.Open) when another holder has the lock.
 var ErrLocked = errors.New("atomicfile: locked by another process")
 
 // LockFile takes an exclusive lock on the file at path, creating it (mode

@@ -61,7 +61,7 @@ func (s *Server) initEstimate() error {
 		}
 		root = r
 		if s.cfg.Dir != nil {
-			if old, err := os.ReadFile(s.estimateRootPath()); err != nil || !bytes.Equal(old, root) {
+			if old, err := s.cfg.Dir.ReadSecret(s.estimateRootPath(), psi.EstimateRootSize, "estimate root"); err != nil || !bytes.Equal(old, root) {
 				if err := os.MkdirAll(filepath.Dir(s.estimateRootPath()), 0o700); err != nil {
 					return fmt.Errorf("server: keeping the estimate root: %w", err)
 				}
@@ -71,13 +71,12 @@ func (s *Server) initEstimate() error {
 			}
 		}
 	case s.cfg.Dir != nil:
-		r, err := os.ReadFile(s.estimateRootPath())
+		// Owner, mode and size are checked as for the seed: it is a secret.
+		r, err := s.cfg.Dir.ReadSecret(s.estimateRootPath(), psi.EstimateRootSize, "estimate root")
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
 			return fmt.Errorf("server: reading the estimate root: %w", err)
-		case len(r) != psi.EstimateRootSize:
-			return fmt.Errorf("server: %s holds %d bytes, not a %d-byte estimate root", s.estimateRootPath(), len(r), psi.EstimateRootSize)
 		default:
 			root = r
 		}

@@ -413,3 +413,17 @@ func TestEstimateRootOutlivesTheSeed(t *testing.T) {
 		t.Fatalf("count session without an estimate root: %v", err)
 	}
 }
+
+// TestEstimateRootIsASecret: the estimate root is read like the seed: a
+// copy others can read is refused, not used.
+func TestEstimateRootIsASecret(t *testing.T) {
+	f := newFixture(t, false)
+	path := filepath.Join(f.dir, "data", "estimate", "root")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seedless := &Server{cfg: Config{Dir: f.store}, log: f.srv.log}
+	if err := seedless.initEstimate(); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable estimate root: %v", err)
+	}
+}

@@ -150,13 +150,7 @@ func (s *Server) auditOptional(ev audit.Named) {
 	}
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	var err error
-	if o, ok := s.cfg.Audit.(interface{ WriteOptional(audit.Named) error }); ok {
-		err = o.WriteOptional(ev)
-	} else {
-		err = s.cfg.Audit.Write(ev)
-	}
-	if err != nil {
+	if err := s.cfg.Audit.WriteOptional(ev); err != nil {
 		s.log.Warn("an optional audit event was not written", "event", ev.EventName(), "err", err)
 	}
 }

@@ -27,6 +27,15 @@ import (
 	"github.com/psimatch/psimatch/psi/inventory"
 )
 
+// AuditLog is where a Server writes its audit events (an *audit.Log).
+// Write is for the events that must be logged before the request is
+// answered; WriteOptional for refusals and summaries, which may be dropped
+// and never use space kept for the others.
+type AuditLog interface {
+	Write(event audit.Named) error
+	WriteOptional(event audit.Named) error
+}
+
 // Config configures a Server.
 type Config struct {
 	Suite *psi.Suite // the epoch's suite and RFC mode
@@ -39,7 +48,7 @@ type Config struct {
 	// Dir caches each epoch's set, so a restart reuses it; nil for none.
 	Dir *store.Dir
 	// Audit receives one JSON object per event; nil for none.
-	Audit interface{ Write(event audit.Named) error }
+	Audit AuditLog
 	// Advertisers is the registry file of advertisers and their token hashes.
 	Advertisers string
 	// OpenInventory opens the inventory for one read, with a function that
@@ -390,7 +399,7 @@ func (s *Server) openSession(w http.ResponseWriter, r *http.Request, a *advertis
 	s.remember(st)
 	enc, digest := st.setFor(mode)
 	rec := state.Session{
-		ID: newSessionID(), Advertiser: a.Name, Mode: mode.String(), Epoch: st.id, Digest: digest,
+		ID: newSessionID(), Advertiser: a.Name, Mode: mode.String(), Epoch: st.id, Generation: st.fingerprint.String(), Digest: digest,
 		Declared: ident.PerKind[int64]{Email: int64(declared.Email), Phone: int64(declared.Phone)},
 		Opened:   now, Expires: now.Add(s.cfg.SessionTTL),
 	}

@@ -55,7 +55,7 @@ type Session struct {
 	Advertiser string `json:"advertiser"`
 	Mode       string `json:"mode"`
 	// Epoch is the epoch's id, Generation the set generation within it
-	// (empty when the key schedule has none) and Digest the digest of the
+	// (the fingerprint of its eligible set) and Digest the digest of the
 	// set the session was given: a replica serves the session only with a
 	// set of the same epoch and digest.
 	Epoch      string               `json:"epoch"`

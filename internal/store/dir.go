@@ -151,6 +151,14 @@ func readSecret(path string, size int64, what string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadSecret reads a secret file of the data directory at path (such as
+// the estimate root): a regular file owned by this process's user, mode
+// 0600 or narrower, of exactly size bytes. A missing file gives an error
+// wrapping os.ErrNotExist. what names it in errors.
+func (d *Dir) ReadSecret(path string, size int64, what string) ([]byte, error) {
+	return readSecret(path, size, what)
+}
+
 // ReadSeedFile reads a master seed shared by replicas (psimatch serve
 // --seed-file): exactly SeedSize bytes, a regular file owned by this
 // process's user with mode 0600 or narrower. Every replica given the same

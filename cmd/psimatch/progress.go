@@ -52,25 +52,9 @@ func (p *progress) set(step string, done, total int64) {
 	p.bar.Set64(done)
 }
 
-// adder returns a function that adds n to the bar of step, for callbacks
-// that report increments from several goroutines.
-func (p *progress) adder(step string, total int64) func(n int) {
-	if !p.enabled {
-		return nil
-	}
-	var mu sync.Mutex
-	var done int64
-	return func(n int) {
-		mu.Lock()
-		done += int64(n)
-		d := done
-		mu.Unlock()
-		p.set(step, d, total)
-	}
-}
-
-// counter is adder for a step whose total becomes known on the way:
-// setTotal gives it to the bar.
+// counter returns a function that adds n to the bar of step, for callbacks
+// that report increments from several goroutines, and one that sets the
+// step's total once it is known.
 func (p *progress) counter(step string) (add func(n int), setTotal func(total int)) {
 	if !p.enabled {
 		return nil, nil
@@ -128,7 +112,7 @@ func (s countingSource) Next(r *inventory.Raw) error {
 
 // withProgress wraps src so a terminal shows the records read.
 func withProgress(src inventory.Source, p *progress) inventory.Source {
-	if add := p.adder("read inventory "+src.Name(), -1); add != nil {
+	if add, _ := p.counter("read inventory " + src.Name()); add != nil {
 		return countingSource{src, add}
 	}
 	return src

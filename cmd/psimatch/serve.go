@@ -17,6 +17,7 @@ import (
 	"github.com/psimatch/psimatch/internal/state"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
+	"github.com/psimatch/psimatch/protocol"
 	"github.com/psimatch/psimatch/psi"
 	"github.com/psimatch/psimatch/psi/inventory"
 	"github.com/psimatch/psimatch/psi/normalize"
@@ -268,7 +269,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	}
 	if mln := l.metrics; mln != nil {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", rs.srv.MetricsHandler())
+		mux.Handle("GET "+protocol.PathMetrics, rs.srv.MetricsHandler())
 		rs.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		go rs.metrics.Serve(mln)
 		log.Info("metrics", "url", "http://"+mln.Addr().String()+"/metrics")

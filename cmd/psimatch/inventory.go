@@ -40,7 +40,7 @@ func inventoryCommand() *cli.Command {
 					&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl or .ndjson; - for standard input with --format), or a PostgreSQL database: postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\" (password from PGPASSWORD or ~/.pgpass)", Required: true},
 					&cli.StringFlag{Name: "inventory-query", Usage: "the `SQL` query that reads a database inventory; it must return the columns user_id, kind, value, purposes, opted_out", Value: pginventory.DefaultQuery},
 					&cli.StringFlag{Name: "default-region", Usage: "ISO 3166 `REGION` of phone numbers written without a country code, such as US"},
-					&cli.StringFlag{Name: "format", Usage: "`FORMAT` of the inventory: csv or jsonl (default: from the file extension)"},
+					&cli.StringFlag{Name: "format", Aliases: []string{"inventory-format"}, Usage: "`FORMAT` of the inventory: csv or jsonl (default: from the file extension)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object"},
 					&cli.BoolFlag{Name: "quiet", Usage: "no progress bar"},
 				},
@@ -54,17 +54,14 @@ func inventoryCheck(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usageError("inventory check takes no arguments; give the file with --inventory")
 	}
-	format, err := inventory.ParseFormat(c.String("format"))
-	if err != nil {
-		return usageError("--format: want csv or jsonl")
-	}
 	policy, err := inventory.NewPolicy(inventory.Config{Normalizer: normalize.Rules{}, DefaultRegion: c.String("default-region")})
 	if err != nil {
 		return usageError("--default-region: want a two-letter ISO 3166 code such as US")
 	}
 
 	spec := c.String("inventory")
-	open, err := openInventory(c, spec, format)
+	open, err := openInventory(inventorySpec{spec: spec, format: c.String("format"), formatFlag: "--format",
+		query: c.String("inventory-query"), querySet: c.IsSet("inventory-query"), stdin: c.App.Reader})
 	if err != nil {
 		return err
 	}
@@ -134,29 +131,46 @@ type rewindable struct {
 
 func (r rewindable) Rewind(ctx context.Context) error { return r.rw.Rewind(ctx) }
 
-// openInventory returns how to open the inventory that spec names, once
-// per pass: a PostgreSQL database (with --inventory-query; the query runs
-// once per pass) or a file ("-" for standard input, which must then be a
-// file, not a pipe, since it is read more than once) in format.
-func openInventory(c *cli.Context, spec string, format inventory.Format) (inventory.Opener, error) {
+// inventorySpec is how serve and inventory check name an inventory: the
+// --inventory value (a file, "-" for standard input, or a PostgreSQL
+// connection string), its format flag (formatFlag names it in messages:
+// both commands take --format and --inventory-format), and the query for a
+// database (querySet: given explicitly, so a file with one is a mistake).
+type inventorySpec struct {
+	spec, format, formatFlag string
+	query                    string
+	querySet                 bool
+	stdin                    io.Reader
+}
+
+// openInventory checks an inventory spec and returns the opener that every
+// read (each pass of each start, reload and rotation) calls: one function
+// for serve and inventory check.
+func openInventory(is inventorySpec) (inventory.Opener, error) {
+	spec := is.spec
 	if pginventory.IsConnString(spec) {
-		if c.IsSet("format") {
-			return nil, usageError("--format applies to inventory files; --inventory names a PostgreSQL database")
+		if is.format != "" {
+			return nil, usageError("%s applies to inventory files; --inventory names a PostgreSQL database", is.formatFlag)
 		}
-		query := c.String("inventory-query")
+		// Each read runs the query again, so an opt-out recorded in the
+		// database takes effect at the next read.
 		return func(ctx context.Context) (inventory.Source, func() error, error) {
-			return openDatabaseInventory(ctx, spec, query)
+			return openDatabaseInventory(ctx, spec, is.query)
 		}, nil
 	}
-	if c.IsSet("inventory-query") {
+	if is.querySet {
 		return nil, withHint(errors.New("--inventory-query needs --inventory to name a PostgreSQL database"), exitUsage,
 			"give --inventory as postgres://USER@HOST:PORT/DBNAME or \"host=HOST dbname=DBNAME user=USER\"")
 	}
+	format, err := inventory.ParseFormat(is.format)
+	if err != nil {
+		return nil, usageError("%s: want csv or jsonl", is.formatFlag)
+	}
 	if spec == "-" {
 		if format == inventory.Auto {
-			return nil, usageError("--inventory -: standard input needs --format csv or --format jsonl")
+			return nil, usageError("--inventory -: standard input needs %s csv or %s jsonl", is.formatFlag, is.formatFlag)
 		}
-		rs, ok := c.App.Reader.(io.ReadSeeker)
+		rs, ok := is.stdin.(io.ReadSeeker)
 		if ok {
 			_, err := rs.Seek(0, io.SeekCurrent)
 			ok = err == nil
@@ -176,16 +190,19 @@ func openInventory(c *cli.Context, spec string, format inventory.Format) (invent
 		}, nil
 	}
 	if format == inventory.Auto {
-		var err error
 		if format, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
-			return nil, withHint(err, exitUsage, "pass --format csv or --format jsonl")
+			return nil, withHint(err, exitUsage, "pass "+is.formatFlag+" csv or "+is.formatFlag+" jsonl")
 		}
 	}
-	f, err := os.Open(spec)
-	if err != nil {
+	// Stat, not open: the inventory may be a named pipe, whose reader must
+	// not show up before the read. A failure reads as the open would.
+	if _, err := os.Stat(spec); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = &os.PathError{Op: "open", Path: pe.Path, Err: pe.Err}
+		}
 		return nil, withHint(err, exitInput, "check the path given to --inventory")
 	}
-	f.Close()
 	return func(context.Context) (inventory.Source, func() error, error) { return openInventoryFile(spec, format) }, nil
 }
 

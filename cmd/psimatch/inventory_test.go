@@ -358,3 +358,17 @@ func TestInventoryCheckPostgresCastHidesValue(t *testing.T) {
 		t.Errorf("the error does not say what failed and what to check:\n%s", out)
 	}
 }
+
+// TestOneInventoryFlagName: serve's --inventory-format and inventory check's
+// --format are one flag: each command takes both names.
+func TestOneInventoryFlagName(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	status := run(t.Context(), []string{"psimatch", "inventory", "check", "--inventory", "-", "--inventory-format", "csv", "--json"}, strings.NewReader(testInventory), &stdout, &stderr)
+	if status != 0 || !strings.Contains(stdout.String(), `"records":8`) {
+		t.Fatalf("inventory check --inventory-format: %d\n%s%s", status, stdout.String(), stderr.String())
+	}
+	code, _, errOut := runIn(t, "", "serve", "--inventory", "x.bin", "--format", "xml", "--advertisers", "a.json", "--data-dir", t.TempDir())
+	if code != exitUsage || !strings.Contains(errOut, "want csv or jsonl") {
+		t.Fatalf("serve --format xml: %d\n%s", code, errOut)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/psimatch/psimatch/internal/audit"
-	"github.com/psimatch/psimatch/internal/decompress"
 	"github.com/psimatch/psimatch/internal/state"
 	"github.com/psimatch/psimatch/internal/store"
 	"github.com/psimatch/psimatch/pginventory"
@@ -45,7 +44,7 @@ share --seed-file and read the same inventory. /metrics is served on
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "inventory", Usage: "the inventory `FILE` (.csv, .jsonl) or a postgres:// URL", Required: true},
 			&cli.StringFlag{Name: "inventory-query", Value: pginventory.DefaultQuery, Usage: "the `SQL` that reads a PostgreSQL inventory (columns user_id, kind, value, purposes, opted_out)"},
-			&cli.StringFlag{Name: "inventory-format", Usage: "`FORMAT` of an inventory file: csv or jsonl (default: from the extension)"},
+			&cli.StringFlag{Name: "inventory-format", Aliases: []string{"format"}, Usage: "`FORMAT` of an inventory file: csv or jsonl (default: from the extension)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the master seed, cached sets, TLS files and the audit log", Required: true},
 			&cli.StringFlag{Name: "advertisers", Usage: "the advertisers `FILE` (made by 'psimatch advertiser add')", Required: true},
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8443", Usage: "`HOST:PORT` to listen on"},
@@ -160,7 +159,7 @@ func startServer(ctx context.Context, o serveOptions, logw, progw io.Writer) (*r
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
-	open, err := inventoryOpener(o.inventory, o.format, o.query)
+	open, err := openInventory(inventorySpec{spec: o.inventory, format: o.format, formatFlag: "--inventory-format", query: o.query})
 	if err != nil {
 		return nil, err
 	}
@@ -309,31 +308,4 @@ func (rs *runningServer) shutdown() error {
 		err = nil
 	}
 	return err
-}
-
-// inventoryOpener returns how the server opens its inventory for each read.
-func inventoryOpener(spec, format, query string) (func(ctx context.Context) (inventory.Source, func() error, error), error) {
-	if pginventory.IsConnString(spec) {
-		if format != "" {
-			return nil, usageError("--inventory-format applies to inventory files; --inventory names a PostgreSQL database")
-		}
-		// Each read (start, rotation, reload) runs the query again, so an
-		// opt-out recorded in the database takes effect on the next session.
-		return func(ctx context.Context) (inventory.Source, func() error, error) {
-			return openDatabaseInventory(ctx, spec, query)
-		}, nil
-	}
-	f, err := inventory.ParseFormat(format)
-	if err != nil {
-		return nil, usageError("--inventory-format: want csv or jsonl")
-	}
-	if f == inventory.Auto {
-		if f, err = inventory.FormatOf(decompress.TrimExt(spec)); err != nil {
-			return nil, withHint(err, exitUsage, "pass --inventory-format csv or jsonl")
-		}
-	}
-	if _, err := os.Stat(spec); err != nil {
-		return nil, withHint(err, exitInput, "check the path given to --inventory")
-	}
-	return func(context.Context) (inventory.Source, func() error, error) { return openInventoryFile(spec, f) }, nil
 }
